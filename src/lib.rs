@@ -1,0 +1,16 @@
+//! lrlab: training-as-a-service for learning-rate schedule experiments.
+//!
+//! The crate is layered so that each part can be tested on its own:
+//! - [`schedule`]: the pure learning-rate schedule engine (no I/O, no HTTP, no candle);
+//! - [`data`]: Fashion-MNIST IDX loading, location and a synthetic generator for tests;
+//! - [`train`]: the candle LeNet, its optimizer, the training loop and checkpoints;
+//! - [`store`]: the SQLite job store (all SQL lives there);
+//! - [`service`]: the queue workers that run stored jobs with [`train`];
+//! - [`api`]: the axum HTTP layer over all of the above.
+
+pub mod api;
+pub mod data;
+pub mod schedule;
+pub mod service;
+pub mod store;
+pub mod train;
