@@ -16,12 +16,14 @@ pub const SYSTEM_DIR: &str = "/usr/share/datasets/fashion-mnist";
 pub const ENV_VAR: &str = "LRLAB_DATA_DIR";
 
 /// Where to find Fashion-MNIST, in this order:
-/// 1. `explicit` (from `--data-dir` / `LRLAB_DATA_DIR`, resolved by the caller): used if
-///    it holds the four files; if it does not, it is also where a download goes;
-/// 2. `./data/fashion-mnist` if it holds the four files;
-/// 3. `/usr/share/datasets/fashion-mnist` (`apt-get install dataset-fashion-mnist`);
-/// 4. only if `allow_download`: download the canonical files into the explicit
-///    directory, or else into `./data/fashion-mnist`, verifying their SHA-256.
+/// 1. `explicit` (from `--data-dir` / `LRLAB_DATA_DIR`, resolved by the caller). An
+///    explicit directory is authoritative: if it lacks files, the default places are
+///    *not* searched (silently training on other data than the user named would be
+///    worse than an error); with `allow_download` the files are downloaded into it;
+/// 2. otherwise `./data/fashion-mnist` if it holds the four files;
+/// 3. else `/usr/share/datasets/fashion-mnist` (`apt-get install dataset-fashion-mnist`);
+/// 4. else, only if `allow_download`: download the canonical files into
+///    `./data/fashion-mnist`, verifying their SHA-256, with a progress bar.
 ///
 /// Each file may be plain or `.gz`. When nothing works, the error lists what was
 /// searched and each remedy.
@@ -47,18 +49,22 @@ pub fn default_candidates() -> Vec<PathBuf> {
 }
 
 /// The search behind [`locate`], with the candidate directories and the fetcher
-/// given explicitly: `explicit` first, then each of `candidates`, then (if `fetch` is
-/// `Some((dir, f))`) `f(dir)` followed by a check that `dir` now holds the files.
+/// given explicitly: `explicit` alone if given, else each of `candidates`; then (if
+/// `fetch` is `Some((dir, f))`) `f(dir)` followed by a check that `dir` now holds
+/// the files.
 pub fn locate_in(
     explicit: Option<&Path>,
     candidates: &[PathBuf],
     fetch: Option<(&Path, &Fetch<'_>)>,
 ) -> Result<PathBuf, DataError> {
     let mut searched = Vec::new();
-    let places = explicit
-        .map(|p| (p, "explicit data directory"))
-        .into_iter()
-        .chain(candidates.iter().map(|p| (p.as_path(), "default location")));
+    let places: Vec<(&Path, &str)> = match explicit {
+        Some(dir) => vec![(dir, "explicit data directory")],
+        None => candidates
+            .iter()
+            .map(|p| (p.as_path(), "default location"))
+            .collect(),
+    };
     for (dir, what) in places {
         let missing = missing_files(dir);
         if missing.is_empty() {
@@ -88,6 +94,9 @@ pub fn locate_in(
             }
         }
     };
+    if searched.is_empty() {
+        searched.push("  (no directories)".to_string());
+    }
     Err(DataError::NotFound {
         message: format!(
             "Fashion-MNIST not found. Searched:\n{}\nand {download_outcome}.\n{}",

@@ -456,7 +456,6 @@ fn locate_prefers_explicit_then_candidates_in_order() {
     let cands = vec![first.clone(), second.clone()];
     let dl = Some((empty.as_path(), never));
     assert_eq!(locate_in(Some(&explicit), &cands, dl).unwrap(), explicit);
-    assert_eq!(locate_in(Some(&empty), &cands, dl).unwrap(), first);
     assert_eq!(locate_in(None, &cands, dl).unwrap(), first);
     let cands = vec![
         empty.clone(),
@@ -464,6 +463,33 @@ fn locate_prefers_explicit_then_candidates_in_order() {
         second.clone(),
     ];
     assert_eq!(locate_in(None, &cands, dl).unwrap(), second);
+}
+
+#[test]
+fn an_incomplete_explicit_dir_is_an_error_not_a_fallback() {
+    let root = tempfile::tempdir().unwrap();
+    let elsewhere = complete_dir(root.path(), "elsewhere");
+    let named = root.path().join("named");
+    fs::create_dir(&named).unwrap();
+    let err = locate_in(Some(&named), &[elsewhere], None).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("named: missing train-images-idx3-ubyte[.gz]"),
+        "{msg}"
+    );
+    assert!(!msg.contains("elsewhere"), "{msg}");
+
+    // With downloads allowed, the files go into the named directory.
+    let fill: &Fetch = &|dir: &Path| {
+        write_dataset(dir, 10, 10, 0, false).map_err(|source| DataError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+    };
+    assert_eq!(
+        locate_in(Some(&named), &[], Some((&named, fill))).unwrap(),
+        named
+    );
 }
 
 #[test]
@@ -510,10 +536,14 @@ fn nothing_found_explains_every_option() {
     let explicit = root.path().join("my-data");
     let cands = vec![root.path().join("local"), root.path().join("system")];
     let err = locate_in(Some(&explicit), &cands, None).unwrap_err();
+    assert!(
+        err.to_string().contains("my-data: no such directory"),
+        "{err}"
+    );
+    let err = locate_in(None, &cands, None).unwrap_err();
     assert!(matches!(err, DataError::NotFound { .. }));
     let msg = err.to_string();
     for needle in [
-        "my-data",
         "local",
         "system",
         "no such directory",
