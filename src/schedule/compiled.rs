@@ -86,7 +86,7 @@ impl Node {
                     WarmupMode::Constant => *begin_lr,
                     WarmupMode::Linear => {
                         let target = then.lr(0, plateau_lr);
-                        saturate(begin_lr + (target - begin_lr) * t as f64 / *steps as f64)
+                        saturate(begin_lr + (target - begin_lr) * (t as f64 / *steps as f64))
                     }
                 }
             }
@@ -160,11 +160,14 @@ fn leaf_horizon(spec: &ScheduleSpec) -> Option<u64> {
 /// `min_lr`; without a positive `min_lr` it only underflows, which does not
 /// count as settling.
 fn factor_horizon(s: &super::spec::Factor) -> Option<u64> {
-    if s.lr == 0.0 || s.factor == 1.0 || s.min_lr >= s.lr {
+    if s.lr == 0.0 || s.factor == 1.0 {
         return Some(0);
     }
     if s.factor > 1.0 || s.min_lr == 0.0 {
         return None;
+    }
+    if s.min_lr >= s.lr {
+        return Some(0);
     }
     let at_floor = |t: u64| formulas::factor(s, t) <= s.min_lr;
     let estimate = ((s.min_lr / s.lr).ln() / s.factor.ln()).ceil();

@@ -7,6 +7,8 @@
 //! reaching infinity, and tiny negative rounding errors become 0. NaN is never
 //! produced for a validated spec (products like `0·∞` are avoided), and
 //! clamping deliberately lets a NaN through so tests would catch one.
+//! Fractions such as `t/n` are formed before multiplying by a rate difference
+//! so that huge rates times huge steps cannot overflow.
 
 use std::f64::consts::PI;
 
@@ -36,7 +38,7 @@ fn scaled(lr: f64, factor: f64, exponent: f64) -> f64 {
 
 /// Half-cosine from `from` (at `pos = 0`) to `to` (at `pos = len`).
 fn half_cosine(from: f64, to: f64, pos: f64, len: f64) -> f64 {
-    to + (from - to) * (1.0 + (PI * pos / len).cos()) / 2.0
+    to + (from - to) * ((1.0 + (PI * pos / len).cos()) / 2.0)
 }
 
 pub(crate) fn inverse_power(s: &InversePower, t: u64) -> f64 {
@@ -59,7 +61,7 @@ pub(crate) fn multi_factor(s: &MultiFactor, t: u64) -> f64 {
 pub(crate) fn cosine(s: &Cosine, t: u64) -> f64 {
     let (w, max) = (s.warmup_steps, s.max_steps);
     let v = if t < w {
-        s.warmup_begin_lr + (s.lr - s.warmup_begin_lr) * t as f64 / w as f64
+        s.warmup_begin_lr + (s.lr - s.warmup_begin_lr) * (t as f64 / w as f64)
     } else if t <= max {
         half_cosine(s.lr, s.final_lr, (t - w) as f64, (max - w) as f64)
     } else {
@@ -80,7 +82,7 @@ pub(crate) fn linear(s: &Linear, t: u64) -> f64 {
     if t >= s.steps {
         return s.end_lr;
     }
-    saturate(s.start_lr + (s.end_lr - s.start_lr) * t as f64 / s.steps as f64)
+    saturate(s.start_lr + (s.end_lr - s.start_lr) * (t as f64 / s.steps as f64))
 }
 
 /// Offset inside the current restart period and that period's length.
