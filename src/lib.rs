@@ -12,6 +12,7 @@ pub mod api;
 pub mod cli;
 pub mod data;
 pub mod job;
+pub mod preview;
 pub mod schedule;
 pub mod server;
 pub mod service;

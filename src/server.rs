@@ -27,7 +27,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LRLAB_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
     /// Devices to train on, comma-separated: `cpu`, or `cuda:0,cuda:1` (with the `cuda` feature).
-    #[arg(long, env = "LRLAB_DEVICE", default_value = "cpu", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "LRLAB_DEVICE",
+        default_value = "cpu",
+        value_delimiter = ','
+    )]
     pub device: Vec<String>,
     /// Directory with the Fashion-MNIST IDX files (else ./data/fashion-mnist, then
     /// /usr/share/datasets/fashion-mnist, then a download).
@@ -47,7 +52,9 @@ impl ServeArgs {
         let devices = self
             .device
             .iter()
-            .flat_map(|device| std::iter::repeat_n(device.trim().to_string(), usize::from(self.workers)))
+            .flat_map(|device| {
+                std::iter::repeat_n(device.trim().to_string(), usize::from(self.workers))
+            })
             .collect();
         ServiceConfig {
             devices,
@@ -79,13 +86,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
-            tracing::info!("shutting down: no new jobs are claimed; running jobs go back to the queue");
+            tracing::info!(
+                "shutting down: no new jobs are claimed; running jobs go back to the queue"
+            );
             on_signal.begin_shutdown();
         })
         .await
         .context("the HTTP server failed")?;
 
-    if tokio::time::timeout(SHUTDOWN_DEADLINE, service.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, service.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown deadline passed; exiting anyway");
     }
     store.close().await;

@@ -42,8 +42,18 @@ async fn a_job_goes_from_queued_to_succeeded_with_a_row_per_epoch_and_per_update
     assert_eq!(job["latest_metrics"]["epoch"], 2);
     assert!(job["best_metrics"]["test_acc"].as_f64().unwrap() > 0.0);
 
-    let rows: Value = app.get(&format!("/v1/jobs/{id}/metrics")).await.json().await.unwrap();
-    let epochs: Vec<i64> = rows["epochs"].as_array().unwrap().iter().map(|r| r["epoch"].as_i64().unwrap()).collect();
+    let rows: Value = app
+        .get(&format!("/v1/jobs/{id}/metrics"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let epochs: Vec<i64> = rows["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["epoch"].as_i64().unwrap())
+        .collect();
     assert_eq!(epochs, vec![1, 2]);
 
     let steps_per_epoch = TRAIN_IMAGES.div_ceil(64);
@@ -66,7 +76,14 @@ async fn a_job_goes_from_queued_to_succeeded_with_a_row_per_epoch_and_per_update
     let bytes = weights.bytes().await.unwrap();
     let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
-    assert!(header.as_object().unwrap().keys().any(|k| k.contains("conv1")), "{header}");
+    assert!(
+        header
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.contains("conv1")),
+        "{header}"
+    );
     app.shutdown().await;
 }
 
@@ -76,20 +93,37 @@ async fn metrics_come_as_rows_series_and_csv() {
     let id = app.submit(&small_job(2)).await;
     app.wait_finished(id).await;
 
-    let series: Value = app.get(&format!("/v1/jobs/{id}/metrics?format=series")).await.json().await.unwrap();
+    let series: Value = app
+        .get(&format!("/v1/jobs/{id}/metrics?format=series"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(series["epoch"], json!([1, 2]));
-    for metric in ["train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "examples_per_sec"] {
+    for metric in [
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "lr",
+        "seconds",
+        "examples_per_sec",
+    ] {
         assert_eq!(series[metric].as_array().unwrap().len(), 2, "{metric}");
     }
     assert_eq!(series["lr"], json!([0.05, 0.05]));
 
     let csv = app.get(&format!("/v1/jobs/{id}/metrics?format=csv")).await;
-    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
     let text = csv.text().await.unwrap();
     assert_eq!(text.lines().count(), 3);
     assert!(text.starts_with("epoch,train_loss,train_acc,test_loss,test_acc,lr"));
 
-    let (status, error) = error_of(app.get(&format!("/v1/jobs/{id}/metrics?format=xml")).await).await;
+    let (status, error) =
+        error_of(app.get(&format!("/v1/jobs/{id}/metrics?format=xml")).await).await;
     assert_eq!(status, 400);
     assert_eq!(error["path"], "format");
     app.shutdown().await;
@@ -110,19 +144,59 @@ async fn each_validation_rule_is_a_422_naming_the_field() {
         (with(json!({"epochs": 0})), "epochs", "out_of_range"),
         (with(json!({"epochs": 1001})), "epochs", "out_of_range"),
         (with(json!({"batch_size": 0})), "batch_size", "out_of_range"),
-        (with(json!({"batch_size": 60001})), "batch_size", "out_of_range"),
+        (
+            with(json!({"batch_size": 60001})),
+            "batch_size",
+            "out_of_range",
+        ),
         (with(json!({"model": "resnet"})), "model", "unknown_value"),
-        (with(json!({"dataset": "mnist"})), "dataset", "unknown_value"),
-        (with(json!({"optimizer": {"momentum": 1.0}})), "optimizer.momentum", "out_of_range"),
-        (with(json!({"optimizer": {"weight_decay": -0.1}})), "optimizer.weight_decay", "out_of_range"),
-        (with(json!({"optimizer": {"nesterov": true}})), "optimizer.nesterov", "invalid_value"),
-        (with(json!({"optimizer": {"kind": "adam"}})), "optimizer.kind", "unknown_value"),
-        (with(json!({"optimizer": {"momentun": 0.9}})), "optimizer.momentun", "unknown_field"),
+        (
+            with(json!({"dataset": "mnist"})),
+            "dataset",
+            "unknown_value",
+        ),
+        (
+            with(json!({"optimizer": {"momentum": 1.0}})),
+            "optimizer.momentum",
+            "out_of_range",
+        ),
+        (
+            with(json!({"optimizer": {"weight_decay": -0.1}})),
+            "optimizer.weight_decay",
+            "out_of_range",
+        ),
+        (
+            with(json!({"optimizer": {"nesterov": true}})),
+            "optimizer.nesterov",
+            "invalid_value",
+        ),
+        (
+            with(json!({"optimizer": {"kind": "adam"}})),
+            "optimizer.kind",
+            "unknown_value",
+        ),
+        (
+            with(json!({"optimizer": {"momentun": 0.9}})),
+            "optimizer.momentun",
+            "unknown_field",
+        ),
         (with(json!({"epoch": 3})), "epoch", "unknown_field"),
-        (with(json!({"schedule_unit": "batch"})), "schedule_unit", "unknown_value"),
-        (with(json!({"train_limit": 0})), "train_limit", "out_of_range"),
+        (
+            with(json!({"schedule_unit": "batch"})),
+            "schedule_unit",
+            "unknown_value",
+        ),
+        (
+            with(json!({"train_limit": 0})),
+            "train_limit",
+            "out_of_range",
+        ),
         (with(json!({"epochs": "ten"})), "epochs", "invalid_type"),
-        (with(json!({"schedule": {"kind": "cosine", "lr": 0.1}})), "schedule.max_steps", "missing_field"),
+        (
+            with(json!({"schedule": {"kind": "cosine", "lr": 0.1}})),
+            "schedule.max_steps",
+            "missing_field",
+        ),
         (with(json!({"name": ""})), "name", "invalid_value"),
     ];
     for (body, path, code) in cases {
@@ -137,7 +211,10 @@ async fn each_validation_rule_is_a_422_naming_the_field() {
     assert_eq!((status, error["path"].as_str()), (422, Some("schedule")));
 
     let listed: Value = app.get("/v1/jobs").await.json().await.unwrap();
-    assert_eq!(listed["total"], 0, "a rejected submission must not be stored");
+    assert_eq!(
+        listed["total"], 0,
+        "a rejected submission must not be stored"
+    );
     app.shutdown().await;
 }
 
@@ -156,9 +233,23 @@ async fn unknown_jobs_are_404_with_the_error_json() {
         assert_eq!(status, 404, "{path}");
         assert_eq!(error["code"], "not_found", "{path}");
     }
-    let (status, _) = error_of(app.client.post(app.url("/v1/jobs/999/cancel")).send().await.unwrap()).await;
+    let (status, _) = error_of(
+        app.client
+            .post(app.url("/v1/jobs/999/cancel"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
-    let (status, _) = error_of(app.client.delete(app.url("/v1/jobs/999")).send().await.unwrap()).await;
+    let (status, _) = error_of(
+        app.client
+            .delete(app.url("/v1/jobs/999"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
     app.shutdown().await;
 }
@@ -167,11 +258,23 @@ async fn unknown_jobs_are_404_with_the_error_json() {
 async fn a_queued_job_is_canceled_at_once_and_a_finished_one_cannot_be() {
     let app = spawn_app(0).await;
     let id = app.submit(&small_job(1)).await;
-    let response = app.client.post(app.url(&format!("/v1/jobs/{id}/cancel"))).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/jobs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let job: Value = response.json().await.unwrap();
     assert_eq!(job["status"], "canceled");
-    let (status, error) = error_of(app.client.post(app.url(&format!("/v1/jobs/{id}/cancel"))).send().await.unwrap()).await;
+    let (status, error) = error_of(
+        app.client
+            .post(app.url(&format!("/v1/jobs/{id}/cancel")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 409);
     assert_eq!(error["code"], "job_finished");
     app.shutdown().await;
@@ -181,8 +284,14 @@ async fn a_queued_job_is_canceled_at_once_and_a_finished_one_cannot_be() {
 async fn a_running_job_stops_at_its_next_batch_when_canceled() {
     let app = spawn_app(1).await;
     let id = app.submit(&small_job(200)).await;
-    app.wait_for(id, Duration::from_secs(60), |s| s == "running").await;
-    let response = app.client.post(app.url(&format!("/v1/jobs/{id}/cancel"))).send().await.unwrap();
+    app.wait_for(id, Duration::from_secs(60), |s| s == "running")
+        .await;
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/jobs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let job = app.wait_finished(id).await;
     assert_eq!(job["status"], "canceled", "{job}");
@@ -200,7 +309,12 @@ async fn deleting_removes_a_finished_job_with_its_metrics_and_artifacts() {
     app.wait_finished(id).await;
     let artifacts = app.dir.path().join("artifacts").join(id.to_string());
     assert!(artifacts.exists(), "artifacts should exist before deletion");
-    let response = app.client.delete(app.url(&format!("/v1/jobs/{id}"))).send().await.unwrap();
+    let response = app
+        .client
+        .delete(app.url(&format!("/v1/jobs/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
     assert_eq!(app.get(&format!("/v1/jobs/{id}")).await.status(), 404);
     assert!(app.store.epoch_metrics(id).await.unwrap().is_empty());
@@ -213,7 +327,14 @@ async fn deleting_removes_a_finished_job_with_its_metrics_and_artifacts() {
 async fn a_queued_job_cannot_be_deleted() {
     let app = spawn_app(0).await;
     let id = app.submit(&small_job(1)).await;
-    let (status, error) = error_of(app.client.delete(app.url(&format!("/v1/jobs/{id}"))).send().await.unwrap()).await;
+    let (status, error) = error_of(
+        app.client
+            .delete(app.url(&format!("/v1/jobs/{id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 409);
     assert_eq!(error["code"], "job_not_finished");
     app.shutdown().await;
@@ -228,7 +349,11 @@ async fn listing_pages_newest_first_and_filters_by_status_and_name() {
         body["name"] = json!(if i % 2 == 0 { "even" } else { "odd" });
         ids.push(app.submit(&body).await);
     }
-    app.client.post(app.url(&format!("/v1/jobs/{}/cancel", ids[0]))).send().await.unwrap();
+    app.client
+        .post(app.url(&format!("/v1/jobs/{}/cancel", ids[0])))
+        .send()
+        .await
+        .unwrap();
 
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -239,7 +364,13 @@ async fn listing_pages_newest_first_and_filters_by_status_and_name() {
         };
         let page: Value = app.get(&path).await.json().await.unwrap();
         assert_eq!(page["total"], 5);
-        seen.extend(page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()));
+        seen.extend(
+            page["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_i64().unwrap()),
+        );
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_string()),
             None => break,
@@ -249,12 +380,32 @@ async fn listing_pages_newest_first_and_filters_by_status_and_name() {
     newest_first.reverse();
     assert_eq!(seen, newest_first);
 
-    let queued: Value = app.get("/v1/jobs?status=queued").await.json().await.unwrap();
+    let queued: Value = app
+        .get("/v1/jobs?status=queued")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(queued["total"], 4);
-    let both: Value = app.get("/v1/jobs?status=queued&status=canceled").await.json().await.unwrap();
+    let both: Value = app
+        .get("/v1/jobs?status=queued&status=canceled")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(both["total"], 5);
-    let even: Value = app.get("/v1/jobs?name=even&status=queued").await.json().await.unwrap();
-    let even_ids: Vec<i64> = even["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()).collect();
+    let even: Value = app
+        .get("/v1/jobs?name=even&status=queued")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let even_ids: Vec<i64> = even["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(even_ids, vec![ids[4], ids[2]]);
 
     let (status, error) = error_of(app.get("/v1/jobs?limit=5000").await).await;
@@ -301,38 +452,59 @@ async fn an_idempotency_key_returns_the_first_job_instead_of_a_duplicate() {
 }
 
 fn warning_codes(job: &Value) -> Vec<String> {
-    job["warnings"].as_array().unwrap().iter().map(|w| w["code"].as_str().unwrap().to_string()).collect()
+    job["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test]
 async fn jobs_that_will_not_run_as_meant_carry_warnings() {
     let app = spawn_app(0).await;
-    let submit = |schedule: Value, unit: &str| {
+    async fn submit_with(app: &common::TestApp, schedule: Value, unit: &str) -> Value {
         let body = json!({"epochs": 10, "schedule": schedule, "schedule_unit": unit});
-        let response = app.post_json("/v1/jobs", &body);
-        async move {
-            let response = response.await;
-            assert_eq!(response.status(), 201);
-            response.json::<Value>().await.unwrap()
-        }
-    };
+        let response = app.post_json("/v1/jobs", &body).await;
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().await.unwrap()
+    }
+    let submit = |schedule: Value, unit: &'static str| submit_with(&app, schedule, unit);
     // max_steps counted in updates on a job stepped per epoch.
-    let job = submit(json!({"kind": "cosine", "lr": 0.3, "max_steps": 2345}), "epoch").await;
+    let job = submit(
+        json!({"kind": "cosine", "lr": 0.3, "max_steps": 2345}),
+        "epoch",
+    )
+    .await;
     assert_eq!(warning_codes(&job), vec!["schedule_longer_than_job"]);
     assert_eq!(job["warnings"][0]["path"], "schedule.max_steps");
-    assert!(job["warnings"][0]["message"].as_str().unwrap().contains("\"step\""));
+    assert!(job["warnings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("\"step\""));
     // max_steps counted in epochs on a job stepped per update.
     let job = submit(json!({"kind": "cosine", "lr": 0.3, "max_steps": 8}), "step").await;
     assert_eq!(warning_codes(&job), vec!["schedule_ends_early"]);
-    let job = submit(json!({"kind": "warmup", "steps": 2, "then": {"kind": "constant", "lr": 0.1}}), "epoch").await;
+    let job = submit(
+        json!({"kind": "warmup", "steps": 2, "then": {"kind": "constant", "lr": 0.1}}),
+        "epoch",
+    )
+    .await;
     assert_eq!(warning_codes(&job), vec!["zero_rate_at_start"]);
     let job = submit(json!({"kind": "factor", "lr": 2.0, "factor": 0.9}), "epoch").await;
     assert_eq!(warning_codes(&job), vec!["rate_likely_diverges"]);
-    let job = submit(json!({"kind": "cosine", "lr": 0.3, "final_lr": 0.01, "max_steps": 8}), "epoch").await;
+    let job = submit(
+        json!({"kind": "cosine", "lr": 0.3, "final_lr": 0.01, "max_steps": 8}),
+        "epoch",
+    )
+    .await;
     assert!(warning_codes(&job).is_empty(), "{job}");
     // Stored with the job.
     let id = job["id"].as_i64().unwrap();
-    assert_eq!(app.job(id - 1).await["warnings"][0]["code"], "rate_likely_diverges");
+    assert_eq!(
+        app.job(id - 1).await["warnings"][0]["code"],
+        "rate_likely_diverges"
+    );
     app.shutdown().await;
 }
 
@@ -343,7 +515,13 @@ async fn a_job_whose_data_is_missing_fails_clearly_and_the_worker_lives_on() {
     let job = app.wait_finished(first).await;
     assert_eq!(job["status"], "failed");
     assert_eq!(job["error"]["code"], "data_unavailable");
-    assert!(job["error"]["message"].as_str().unwrap().contains("dataset-fashion-mnist"), "{job}");
+    assert!(
+        job["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dataset-fashion-mnist"),
+        "{job}"
+    );
     let second = app.submit(&small_job(1)).await;
     assert_eq!(app.wait_finished(second).await["status"], "failed");
     assert_eq!(app.get("/healthz").await.status(), 200);
@@ -359,6 +537,9 @@ async fn a_diverging_job_fails_with_a_diverged_error() {
     let job = app.wait_finished(id).await;
     assert_eq!(job["status"], "failed", "{job}");
     assert_eq!(job["error"]["code"], "diverged");
-    assert!(job["error"]["message"].as_str().unwrap().contains("epoch"), "{job}");
+    assert!(
+        job["error"]["message"].as_str().unwrap().contains("epoch"),
+        "{job}"
+    );
     app.shutdown().await;
 }

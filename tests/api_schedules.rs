@@ -41,9 +41,10 @@ async fn preview_of_warmup_then_cosine_returns_the_exact_curve() {
     // Hand-computed: warm-up 0 → 0.3 over 5 steps, then the cosine from its own
     // step 0: 0.01 + 0.29·(1 + cos(π·k/20))/2, flat at 0.01 after k = 20.
     let mut expected: Vec<f64> = (0..5).map(|t| 0.3 * t as f64 / 5.0).collect();
-    expected.extend((0..=20).map(|k| {
-        0.01 + 0.29 * (1.0 + (std::f64::consts::PI * k as f64 / 20.0).cos()) / 2.0
-    }));
+    expected.extend(
+        (0..=20)
+            .map(|k| 0.01 + 0.29 * (1.0 + (std::f64::consts::PI * k as f64 / 20.0).cos()) / 2.0),
+    );
     expected.push(0.01);
     assert_close(&preview["lr"], &expected);
     // The normalized spec comes back with every default filled in.
@@ -63,7 +64,10 @@ async fn preview_as_csv_has_one_row_per_step() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
     let text = response.text().await.unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "step,lr");
@@ -92,14 +96,22 @@ async fn preview_as_svg_is_a_labelled_chart() {
     assert!(svg.contains("<svg"), "{svg:.200}");
     assert!(svg.contains("learning rate"), "axis label missing");
     assert!(svg.contains("cosine"), "title missing");
-    assert!(svg.contains("<polyline") || svg.contains("<path"), "no curve drawn");
+    assert!(
+        svg.contains("<polyline") || svg.contains("<path"),
+        "no curve drawn"
+    );
 }
 
 #[tokio::test]
 async fn reduce_on_plateau_preview_says_it_is_adaptive() {
     let app = spawn_app(0).await;
     let body = json!({"schedule": {"kind": "reduce_on_plateau", "lr": 0.1}, "steps": 3});
-    let preview: Value = app.post_json("/v1/schedules/preview", &body).await.json().await.unwrap();
+    let preview: Value = app
+        .post_json("/v1/schedules/preview", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(preview["adaptive"], true);
     assert_close(&preview["lr"], &[0.1, 0.1, 0.1]);
 }
@@ -162,11 +174,23 @@ async fn an_unknown_nested_field_is_a_422_naming_its_path() {
 async fn a_broken_rule_is_a_422_naming_the_field() {
     let app = spawn_app(0).await;
     let cases = [
-        (json!({"kind": "cosine", "lr": 0.1, "max_steps": 10, "warmup_steps": 10}), "schedule.warmup_steps"),
+        (
+            json!({"kind": "cosine", "lr": 0.1, "max_steps": 10, "warmup_steps": 10}),
+            "schedule.warmup_steps",
+        ),
         (json!({"kind": "constant", "lr": -1.0}), "schedule.lr"),
-        (json!({"kind": "multi_factor", "lr": 0.1, "milestones": [5, 3], "factor": 0.5}), "schedule.milestones"),
-        (json!({"kind": "sequential", "phases": [{"steps": 3, "schedule": {"kind": "step", "lr": 0.1, "step_size": 0, "factor": 0.5}}]}), "schedule.phases[0].schedule.step_size"),
-        (json!({"kind": "one_cycle", "max_lr": 0.1, "total_steps": 100, "pct_start": 1.5}), "schedule.pct_start"),
+        (
+            json!({"kind": "multi_factor", "lr": 0.1, "milestones": [5, 3], "factor": 0.5}),
+            "schedule.milestones",
+        ),
+        (
+            json!({"kind": "sequential", "phases": [{"steps": 3, "schedule": {"kind": "step", "lr": 0.1, "step_size": 0, "factor": 0.5}}]}),
+            "schedule.phases[0].schedule.step_size",
+        ),
+        (
+            json!({"kind": "one_cycle", "max_lr": 0.1, "total_steps": 100, "pct_start": 1.5}),
+            "schedule.pct_start",
+        ),
     ];
     for (schedule, path) in cases {
         let body = json!({"schedule": schedule, "steps": 3});
@@ -187,7 +211,10 @@ async fn an_unknown_kind_lists_the_valid_ones() {
     let (status, error) = error_of(app.post_json("/v1/schedules/preview", &body).await).await;
     assert_eq!(status, 422);
     assert_eq!(error["path"], "schedule.kind");
-    assert!(error["message"].as_str().unwrap().contains("cosine"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("cosine"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -216,7 +243,12 @@ async fn steps_out_of_range_and_bad_formats_are_rejected() {
 async fn a_million_step_preview_is_served() {
     let app = spawn_app(0).await;
     let body = json!({"schedule": {"kind": "constant", "lr": 0.1}, "steps": 1_000_000});
-    let preview: Value = app.post_json("/v1/schedules/preview", &body).await.json().await.unwrap();
+    let preview: Value = app
+        .post_json("/v1/schedules/preview", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(preview["lr"].as_array().unwrap().len(), 1_000_000);
 }
 
@@ -233,8 +265,20 @@ async fn the_catalogue_lists_every_kind_with_fields_and_formula() {
         .map(|k| k["kind"].as_str().unwrap())
         .collect();
     for kind in [
-        "constant", "inverse_power", "factor", "step", "multi_factor", "cosine", "polynomial",
-        "linear", "cosine_restarts", "cyclic", "one_cycle", "warmup", "sequential", "reduce_on_plateau",
+        "constant",
+        "inverse_power",
+        "factor",
+        "step",
+        "multi_factor",
+        "cosine",
+        "polynomial",
+        "linear",
+        "cosine_restarts",
+        "cyclic",
+        "one_cycle",
+        "warmup",
+        "sequential",
+        "reduce_on_plateau",
     ] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
@@ -257,7 +301,8 @@ async fn health_and_unknown_routes() {
 
 #[test]
 fn openapi_documents_every_route() {
-    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
+    let spec =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
     for route in [
         "/healthz:",
         "/v1/schedules/kinds:",
@@ -270,6 +315,9 @@ fn openapi_documents_every_route() {
         "/v1/jobs/{id}/events:",
         "/v1/jobs/{id}/weights:",
     ] {
-        assert!(spec.contains(&format!("\n  {route}")), "openapi.yaml lacks {route}");
+        assert!(
+            spec.contains(&format!("\n  {route}")),
+            "openapi.yaml lacks {route}"
+        );
     }
 }

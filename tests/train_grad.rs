@@ -27,7 +27,10 @@ fn check_grads(
     f: impl Fn(&[Tensor]) -> candle_core::Result<Tensor>,
     coords: usize,
 ) -> f64 {
-    let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|t| Var::from_tensor(t).unwrap())
+        .collect();
     let tracked: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let loss = f(&tracked).unwrap();
     assert_eq!(loss.dims(), &[] as &[usize], "loss must be a scalar");
@@ -35,13 +38,19 @@ fn check_grads(
     let mut rng = ChaCha8Rng::seed_from_u64(99);
     let mut largest: f64 = 0.0;
     for (k, var) in vars.iter().enumerate() {
-        let g = flat(grads.get(var.as_tensor()).expect("gradient for every input"));
+        let g = flat(
+            grads
+                .get(var.as_tensor())
+                .expect("gradient for every input"),
+        );
         let base = flat(&inputs[k]);
         assert_eq!(g.len(), base.len());
         let picks: Vec<usize> = if base.len() <= coords {
             (0..base.len()).collect()
         } else {
-            (0..coords).map(|_| rng.random_range(0..base.len())).collect()
+            (0..coords)
+                .map(|_| rng.random_range(0..base.len()))
+                .collect()
         };
         for idx in picks {
             let eval = |delta: f64| -> f64 {
@@ -167,7 +176,9 @@ fn max_pool_gradient_goes_to_each_windows_maximum_with_weight_one() {
     }
     // Ties (as after a ReLU, where whole windows are 0): only the first element gets it.
     let ties = Tensor::from_vec(
-        vec![0.0f64, 0.0, 1.0, 1.0, 0.0, 0.0, 0.5, 1.0, 2.0, 2.0, 3.0, 3.0, 2.0, 2.0, 3.0, 3.0],
+        vec![
+            0.0f64, 0.0, 1.0, 1.0, 0.0, 0.0, 0.5, 1.0, 2.0, 2.0, 3.0, 3.0, 2.0, 2.0, 3.0, 3.0,
+        ],
         (1, 1, 4, 4),
         &Device::Cpu,
     )
@@ -266,7 +277,9 @@ fn whole_network_gradients_match_finite_differences() {
     let dev = Device::Cpu;
     let net = LeNet::new(11, DType::F64, &dev).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(8);
-    let x = rand_tensor(&mut rng, &[3, 1, 28, 28], 1.0).affine(0.5, 0.5).unwrap();
+    let x = rand_tensor(&mut rng, &[3, 1, 28, 28], 1.0)
+        .affine(0.5, 0.5)
+        .unwrap();
     let y = Tensor::new(&[3u32, 7, 1], &dev).unwrap();
     let params: Vec<Tensor> = net.vars().iter().map(|v| v.as_detached_tensor()).collect();
     let big = check_grads(

@@ -62,7 +62,11 @@ struct ErrorDetail<'a> {
 
 impl ApiError {
     /// A 422 for a field that breaks a rule.
-    pub fn invalid(code: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn invalid(
+        code: &'static str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError::Unprocessable {
             code,
             message: message.into(),

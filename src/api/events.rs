@@ -62,7 +62,9 @@ async fn events(
         .store()
         .job(id)
         .await?
-        .ok_or_else(|| ApiError::NotFound { what: format!("job {id}") })?;
+        .ok_or_else(|| ApiError::NotFound {
+            what: format!("job {id}"),
+        })?;
     let rows = state.store().epoch_metrics(id).await?;
     let finished = job.status.is_finished();
     let done = DoneData {
@@ -116,7 +118,9 @@ async fn next_live_event(mut live: Live) -> Option<(Event, Live)> {
             continue;
         }
         let out = match event {
-            JobEvent::Status { status, .. } => sse_event("status", &serde_json::json!({"status": status})),
+            JobEvent::Status { status, .. } => {
+                sse_event("status", &serde_json::json!({"status": status}))
+            }
             JobEvent::Progress { progress, .. } => sse_event("progress", &progress),
             JobEvent::Epoch { metrics, .. } => {
                 if metrics.epoch <= live.last_epoch {

@@ -16,5 +16,7 @@ pub fn router() -> Router<AppState> {
 /// 200 when the server runs and its database answers a query.
 async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state.store().ping().await?;
-    Ok(Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})))
+    Ok(Json(
+        json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
+    ))
 }

@@ -43,7 +43,8 @@ pub fn router() -> Router<AppState> {
 
 /// Extracts a job id from the path; anything that is not one is simply not found.
 pub(super) fn job_id(path: Result<Path<JobId>, PathRejection>) -> Result<JobId, ApiError> {
-    path.map(|Path(id)| id).map_err(|_| ApiError::NotFound { what: "job".into() })
+    path.map(|Path(id)| id)
+        .map_err(|_| ApiError::NotFound { what: "job".into() })
 }
 
 fn job_not_found(id: JobId) -> ApiError {
@@ -136,7 +137,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Builds the view of one job: its metric summary and queue position.
-pub(super) async fn view(state: &AppState, job: crate::store::JobRecord) -> Result<JobView, ApiError> {
+pub(super) async fn view(
+    state: &AppState,
+    job: crate::store::JobRecord,
+) -> Result<JobView, ApiError> {
     let store = state.store();
     let summary = store
         .metric_summaries(&[job.id])
@@ -157,7 +161,11 @@ async fn show(
     path: Result<Path<JobId>, PathRejection>,
 ) -> Result<Json<JobView>, ApiError> {
     let id = job_id(path)?;
-    let job = state.store().job(id).await?.ok_or_else(|| job_not_found(id))?;
+    let job = state
+        .store()
+        .job(id)
+        .await?
+        .ok_or_else(|| job_not_found(id))?;
     Ok(Json(view(&state, job).await?))
 }
 
@@ -172,7 +180,10 @@ struct JobPage {
 }
 
 /// `GET /v1/jobs?status=queued,running&name=…&limit=50&cursor=…`: newest first.
-async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<JobPage>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<JobPage>, ApiError> {
     let filter = parse_list_query(query.as_deref().unwrap_or(""))?;
     let (records, total) = state.store().list_jobs(&filter).await?;
     let ids: Vec<JobId> = records.iter().map(|job| job.id).collect();
@@ -266,12 +277,18 @@ async fn cancel(
         CancelOutcome::AlreadyFinished(status) => {
             return Err(ApiError::Conflict {
                 code: "job_finished",
-                message: format!("job {id} has already finished ({status}); there is nothing to cancel"),
+                message: format!(
+                    "job {id} has already finished ({status}); there is nothing to cancel"
+                ),
             })
         }
         CancelOutcome::NotFound => return Err(job_not_found(id)),
     };
-    let job = state.store().job(id).await?.ok_or_else(|| job_not_found(id))?;
+    let job = state
+        .store()
+        .job(id)
+        .await?
+        .ok_or_else(|| job_not_found(id))?;
     Ok((status, Json(view(&state, job).await?)).into_response())
 }
 
@@ -391,7 +408,11 @@ async fn metrics(
             metrics_csv(&rows),
         )
             .into_response(),
-        _ => Json(MetricsRows { job: id, epochs: rows }).into_response(),
+        _ => Json(MetricsRows {
+            job: id,
+            epochs: rows,
+        })
+        .into_response(),
     })
 }
 
@@ -404,7 +425,10 @@ fn query_map(query: Option<&str>, allowed: &[&str]) -> Result<HashMap<String, St
         if !allowed.contains(&key.as_str()) {
             return Err(bad_query(
                 &key,
-                format!("unknown query parameter `{key}`, expected one of {}", allowed.join(", ")),
+                format!(
+                    "unknown query parameter `{key}`, expected one of {}",
+                    allowed.join(", ")
+                ),
             ));
         }
         map.insert(key, value);
@@ -430,9 +454,12 @@ async fn steps(
     let id = job_id(path)?;
     let params = query_map(query.as_deref(), &["from", "limit"])?;
     let from = match params.get("from") {
-        Some(value) => value
-            .parse::<u64>()
-            .map_err(|_| bad_query("from", format!("from must be a step index ≥ 0, got `{value}`")))?,
+        Some(value) => value.parse::<u64>().map_err(|_| {
+            bad_query(
+                "from",
+                format!("from must be a step index ≥ 0, got `{value}`"),
+            )
+        })?,
         None => 0,
     };
     let limit = match params.get("limit") {
@@ -441,7 +468,10 @@ async fn steps(
             .ok()
             .filter(|limit| (1..=MAX_STEPS_PAGE).contains(limit))
             .ok_or_else(|| {
-                bad_query("limit", format!("limit must be between 1 and {MAX_STEPS_PAGE}, got `{value}`"))
+                bad_query(
+                    "limit",
+                    format!("limit must be between 1 and {MAX_STEPS_PAGE}, got `{value}`"),
+                )
             })?,
         None => DEFAULT_STEPS_PAGE,
     };
@@ -459,7 +489,7 @@ async fn steps(
     }))
 }
 
-/// `GET /v1/jobs/{id}/weights`: the final weights, or the latest checkpoint's, as safetensors.
+/// `GET /v1/jobs/{id}/weights`: the final weights, or the latest epoch's, as safetensors.
 async fn weights(
     State(state): State<AppState>,
     path: Result<Path<JobId>, PathRejection>,
@@ -468,27 +498,24 @@ async fn weights(
     if state.store().job(id).await?.is_none() {
         return Err(job_not_found(id));
     }
-    let dir = state.service().artifacts_dir(id);
-    for file in crate::train::WEIGHT_FILES {
-        match tokio::fs::read(dir.join(file)).await {
-            Ok(bytes) => {
-                let disposition = format!("attachment; filename=\"lrlab-job-{id}-{file}\"");
-                return Ok((
-                    [
-                        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-                        (header::CONTENT_DISPOSITION, disposition),
-                    ],
-                    Bytes::from(bytes),
-                )
-                    .into_response());
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(ApiError::internal(err)),
+    let path = crate::train::checkpoint::weights_path(&state.service().artifacts_dir(id));
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            let disposition = format!("attachment; filename=\"lrlab-job-{id}.safetensors\"");
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                Bytes::from(bytes),
+            )
+                .into_response())
         }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(ApiError::NotFound {
+            what: format!("weights of job {id} (they are written when its first epoch ends)"),
+        }),
+        Err(err) => Err(ApiError::internal(err)),
     }
-    Err(ApiError::NotFound {
-        what: format!("weights of job {id} (none are written before its first epoch ends)"),
-    })
 }
 
 #[cfg(test)]
@@ -497,7 +524,8 @@ mod tests {
 
     #[test]
     fn list_query_accepts_repeated_and_comma_separated_statuses() {
-        let filter = parse_list_query("status=queued,running&status=failed&limit=7&cursor=42").unwrap();
+        let filter =
+            parse_list_query("status=queued,running&status=failed&limit=7&cursor=42").unwrap();
         assert_eq!(
             filter.statuses,
             vec![JobStatus::Queued, JobStatus::Running, JobStatus::Failed]

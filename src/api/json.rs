@@ -77,12 +77,13 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ap
 /// Classifies a serde message and, for field-level messages reported at the
 /// parent object, appends the field's own name so the path points at it.
 fn describe_serde_error(parent: &str, message: &str) -> (&'static str, String) {
-    let named_field = || {
-        message
-            .split('`')
-            .nth(1)
-            .map(|field| join_path(parent, field))
-            .unwrap_or_else(|| parent.to_string())
+    // serde_path_to_error reports some field errors at the field itself and
+    // some at its parent object: name the field exactly once.
+    let named_field = || match message.split('`').nth(1) {
+        Some(field) if parent != field && !parent.ends_with(&format!(".{field}")) => {
+            join_path(parent, field)
+        }
+        _ => parent.to_string(),
     };
     if message.starts_with("unknown field") {
         ("unknown_field", named_field())
@@ -156,8 +157,12 @@ mod tests {
 
     #[test]
     fn unknown_nested_field_is_named_in_the_path() {
-        let err = parse_json::<Probe>(br#"{"steps": 3, "inner": {"lr": 1, "lrr": 2}}"#).unwrap_err();
-        assert_eq!(unprocessable(err), ("unknown_field", "inner.lrr".to_string()));
+        let err =
+            parse_json::<Probe>(br#"{"steps": 3, "inner": {"lr": 1, "lrr": 2}}"#).unwrap_err();
+        assert_eq!(
+            unprocessable(err),
+            ("unknown_field", "inner.lrr".to_string())
+        );
     }
 
     #[test]

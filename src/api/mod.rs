@@ -6,10 +6,10 @@
 
 mod error;
 mod events;
-mod jobs;
-mod json;
 mod health;
 mod job_view;
+mod jobs;
+mod json;
 mod schedules;
 
 use std::sync::Arc;

@@ -78,11 +78,14 @@ async fn preview(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|rejection| ApiError::BadRequest {
         code: "invalid_query",
-        message: format!("{} (format is one of json, csv, svg)", rejection.body_text()),
+        message: format!(
+            "{} (format is one of json, csv, svg)",
+            rejection.body_text()
+        ),
         path: Some("format".into()),
     })?;
-    let schedule =
-        Schedule::from_json(&request.schedule).map_err(|err| ApiError::from_spec(err, "schedule"))?;
+    let schedule = Schedule::from_json(&request.schedule)
+        .map_err(|err| ApiError::from_spec(err, "schedule"))?;
     if !(1..=MAX_PREVIEW_STEPS).contains(&request.steps) {
         return Err(ApiError::invalid(
             "out_of_range",
@@ -118,7 +121,7 @@ fn render(schedule: &Schedule, steps: u64, format: PreviewFormat) -> Result<Resp
         )
             .into_response(),
         PreviewFormat::Svg => {
-            let title = format!("{} schedule", schedule.spec().kind_name());
+            let title = format!("{} schedule", schedule.spec().kind());
             let svg = preview::to_svg(&lr, &title).map_err(ApiError::internal)?;
             ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response()
         }

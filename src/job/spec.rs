@@ -173,7 +173,10 @@ impl JobRequest {
             ));
         }
         validate_optimizer(&self.optimizer)?;
-        for (path, limit) in [("train_limit", self.train_limit), ("test_limit", self.test_limit)] {
+        for (path, limit) in [
+            ("train_limit", self.train_limit),
+            ("test_limit", self.test_limit),
+        ] {
             if limit == Some(0) {
                 return Err(InvalidJob::new(
                     "out_of_range",
@@ -247,7 +250,7 @@ fn validate_name(name: String) -> Result<String, InvalidJob> {
 }
 
 fn default_name(schedule: &ScheduleSpec) -> String {
-    schedule.kind_name().to_string()
+    schedule.kind().to_string()
 }
 
 impl JobSpec {
@@ -279,7 +282,9 @@ impl JobSpec {
     /// Updates per epoch when the training split has `train_len` examples
     /// (the last, partial batch counts).
     pub fn steps_per_epoch(&self, train_len: u64) -> u64 {
-        let used = self.train_limit.map_or(train_len, |limit| limit.min(train_len));
+        let used = self
+            .train_limit
+            .map_or(train_len, |limit| limit.min(train_len));
         used.div_ceil(u64::from(self.batch_size)).max(1)
     }
 

@@ -54,7 +54,9 @@ pub fn job_warnings(spec: &JobSpec) -> Vec<Warning> {
     if let Some((path, length)) = schedule.max_step_reference() {
         if length > total {
             let hint = if spec.schedule_unit == ScheduleUnit::Epoch && length <= updates {
-                format!(" (the job makes {updates} updates: did you mean \"schedule_unit\": \"step\"?)")
+                format!(
+                    " (the job makes {updates} updates: did you mean \"schedule_unit\": \"step\"?)"
+                )
             } else {
                 String::new()
             };
@@ -68,13 +70,18 @@ pub fn job_warnings(spec: &JobSpec) -> Vec<Warning> {
         }
     }
 
+    let (peak_step, peak) = peak_rate(&schedule, total);
     if let Some(horizon) = schedule.horizon() {
-        if horizon > 0 && horizon.saturating_mul(2) < total {
-            let hint = if spec.schedule_unit == ScheduleUnit::Step && horizon <= u64::from(spec.epochs) {
-                format!(" (did you mean \"schedule_unit\": \"{other_unit}\"?)")
-            } else {
-                String::new()
-            };
+        // Only a curve that has come down to its end value is a mistake when
+        // it flattens early; a warm-up into a constant rate is meant to.
+        let decayed = schedule.lr(horizon) < peak;
+        if decayed && horizon > 0 && horizon.saturating_mul(2) < total {
+            let hint =
+                if spec.schedule_unit == ScheduleUnit::Step && horizon <= u64::from(spec.epochs) {
+                    format!(" (did you mean \"schedule_unit\": \"{other_unit}\"?)")
+                } else {
+                    String::new()
+                };
             warnings.push(Warning::new(
                 "schedule_ends_early",
                 Some("schedule".to_string()),
@@ -94,11 +101,13 @@ pub fn job_warnings(spec: &JobSpec) -> Vec<Warning> {
         ));
     }
 
-    let (peak_step, peak) = peak_rate(&schedule, total);
     let effective = peak / (1.0 - spec.optimizer.momentum);
     if effective > DIVERGENCE_RATE {
         let momentum_note = if spec.optimizer.momentum > 0.0 {
-            format!(" (with momentum {}, an effective rate of {effective:.3})", spec.optimizer.momentum)
+            format!(
+                " (with momentum {}, an effective rate of {effective:.3})",
+                spec.optimizer.momentum
+            )
         } else {
             String::new()
         };

@@ -55,7 +55,9 @@ impl DatasetCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Arc<RawDataset>>> {
         // The map stays consistent even if a holder panicked: it only inserts whole entries.
-        self.raw.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.raw
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

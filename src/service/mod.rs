@@ -164,7 +164,9 @@ impl Service {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!("workers did not stop within the grace period; their jobs resume at next start");
+            tracing::warn!(
+                "workers did not stop within the grace period; their jobs resume at next start"
+            );
             workers.abort_all();
         }
     }
@@ -181,7 +183,10 @@ impl Service {
 
     fn running_jobs(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Arc<AtomicBool>>> {
         // Entries are inserted and removed whole; a poisoned map is still consistent.
-        self.0.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -46,7 +46,12 @@ impl Worker {
             // Registered before looking at the queue, so a submission that
             // lands between the claim and the wait is not missed.
             let woken = self.service.0.wake.notified();
-            match self.service.store().claim_next(&self.name, &self.device).await {
+            match self
+                .service
+                .store()
+                .claim_next(&self.name, &self.device)
+                .await
+            {
                 Ok(Some(job)) => {
                     let span = tracing::info_span!("job", id = job.id, worker = %self.name);
                     self.run_job(job).instrument(span).await;
@@ -139,7 +144,9 @@ impl Worker {
             Ending::Finished(status, error) => {
                 store.finish(id, status, error.as_ref()).await?;
                 match &error {
-                    Some(err) => tracing::warn!(%status, code = %err.code, message = %err.message, "job ended"),
+                    Some(err) => {
+                        tracing::warn!(%status, code = %err.code, message = %err.message, "job ended")
+                    }
                     None => tracing::info!(%status, "job ended"),
                 }
                 self.service.emit(JobEvent::Status { job: id, status });
@@ -190,11 +197,15 @@ fn run_blocking(
     let device = train::parse_device(device_name)?;
     let data = service.0.datasets.load(job.spec.limits(), &device)?;
     let train_len = u64::try_from(data.train_len()).unwrap_or(u64::MAX);
-    handle.block_on(service.store().set_total_steps(job.id, job.spec.total_steps(train_len)))?;
+    handle.block_on(
+        service
+            .store()
+            .set_total_steps(job.id, job.spec.total_steps(train_len)),
+    )?;
     let checkpoint_dir = service.artifacts_dir(job.id);
     std::fs::create_dir_all(&checkpoint_dir).map_err(|source| TrainError::Checkpoint {
         path: checkpoint_dir.clone(),
-        source: Box::new(source),
+        source: source.into(),
     })?;
     let config = job.spec.train_config();
     let mut observer = JobObserver {
@@ -243,7 +254,10 @@ impl TrainObserver for JobObserver<'_> {
                 examples_per_sec: p.examples_per_sec,
             },
         });
-        if self.last_write.is_none_or(|at| at.elapsed() >= PROGRESS_WRITE_INTERVAL) {
+        if self
+            .last_write
+            .is_none_or(|at| at.elapsed() >= PROGRESS_WRITE_INTERVAL)
+        {
             self.last_write = Some(Instant::now());
             let completed_epochs = p.epoch.saturating_sub(1);
             if let Err(err) = self.handle.block_on(self.service.store().set_progress(
@@ -257,7 +271,10 @@ impl TrainObserver for JobObserver<'_> {
         }
     }
 
-    fn on_epoch(&mut self, report: &EpochReport) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    fn on_epoch(
+        &mut self,
+        report: &EpochReport,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         self.handle
             .block_on(self.service.store().record_epoch(self.job, report))?;
         self.service.emit(JobEvent::Epoch {

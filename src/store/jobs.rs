@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::types::Json;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::{Store, StoreError};
@@ -218,22 +217,28 @@ impl Store {
 
     /// One job by id.
     pub async fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
-        let row = sqlx::query_as::<_, JobRow>(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query_as::<_, JobRow>(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(JobRecord::try_from).transpose()
     }
 
     /// A page of jobs, newest first, and how many jobs match the filter in all.
     pub async fn list_jobs(&self, filter: &JobFilter) -> Result<(Vec<JobRecord>, i64), StoreError> {
-        let mut page = QueryBuilder::<Sqlite>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
+        let mut page =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
         push_filter(&mut page, filter);
         if let Some(before) = filter.before {
             page.push(" AND id < ").push_bind(before);
         }
-        page.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(filter.limit));
-        let rows = page.build_query_as::<JobRow>().fetch_all(&self.pool).await?;
+        page.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        let rows = page
+            .build_query_as::<JobRow>()
+            .fetch_all(&self.pool)
+            .await?;
         let jobs = rows
             .into_iter()
             .map(JobRecord::try_from)
@@ -241,7 +246,10 @@ impl Store {
 
         let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM jobs WHERE 1 = 1");
         push_filter(&mut count, filter);
-        let (total,) = count.build_query_as::<(i64,)>().fetch_one(&self.pool).await?;
+        let (total,) = count
+            .build_query_as::<(i64,)>()
+            .fetch_one(&self.pool)
+            .await?;
         Ok((jobs, total))
     }
 
@@ -261,7 +269,11 @@ impl Store {
 
     /// Atomically takes the next queued job (highest priority, then oldest)
     /// for `worker`. One statement, so two workers can never take the same job.
-    pub async fn claim_next(&self, worker: &str, device: &str) -> Result<Option<JobRecord>, StoreError> {
+    pub async fn claim_next(
+        &self,
+        worker: &str,
+        device: &str,
+    ) -> Result<Option<JobRecord>, StoreError> {
         let now = Utc::now();
         let row = sqlx::query_as::<_, JobRow>(&format!(
             "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), \
@@ -396,13 +408,15 @@ impl Store {
 
     /// Records how far a running job has got.
     pub async fn set_progress(&self, id: JobId, epoch: u32, step: u64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET progress_epoch = ?, progress_step = ?, updated_at = ? WHERE id = ?")
-            .bind(i64::from(epoch))
-            .bind(i64::try_from(step).unwrap_or(i64::MAX))
-            .bind(Utc::now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE jobs SET progress_epoch = ?, progress_step = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(i64::from(epoch))
+        .bind(i64::try_from(step).unwrap_or(i64::MAX))
+        .bind(Utc::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

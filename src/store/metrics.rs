@@ -72,8 +72,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         for chunk in report.steps.chunks(STEP_ROWS_PER_INSERT) {
-            let mut insert =
-                QueryBuilder::<Sqlite>::new("INSERT OR REPLACE INTO step_records (job_id, step, lr, loss) ");
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT OR REPLACE INTO step_records (job_id, step, lr, loss) ",
+            );
             insert.push_values(chunk, |mut row, step| {
                 row.push_bind(id)
                     .push_bind(i64::try_from(step.step).unwrap_or(i64::MAX))
@@ -108,7 +109,12 @@ impl Store {
     }
 
     /// Up to `limit` per-update records of a job from update `from` on.
-    pub async fn steps(&self, id: JobId, from: u64, limit: u32) -> Result<Vec<StepRecord>, StoreError> {
+    pub async fn steps(
+        &self,
+        id: JobId,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<StepRecord>, StoreError> {
         let rows = sqlx::query_as::<_, (i64, f64, Option<f64>)>(
             "SELECT step, lr, loss FROM step_records WHERE job_id = ? AND step >= ? \
              ORDER BY step LIMIT ?",
@@ -130,10 +136,11 @@ impl Store {
 
     /// How many per-update records a job has.
     pub async fn step_count(&self, id: JobId) -> Result<i64, StoreError> {
-        let (count,) = sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM step_records WHERE job_id = ?")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?;
+        let (count,) =
+            sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM step_records WHERE job_id = ?")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(count)
     }
 }
@@ -167,7 +174,10 @@ impl Store {
              m.eval_seconds AS eval_seconds, m.examples_per_sec AS examples_per_sec";
         // Latest: the row with the highest epoch. Best: the highest test
         // accuracy, the earliest such epoch on ties.
-        for (pick_best, order) in [(false, "m.epoch DESC"), (true, "m.test_acc DESC, m.epoch ASC")] {
+        for (pick_best, order) in [
+            (false, "m.epoch DESC"),
+            (true, "m.test_acc DESC, m.epoch ASC"),
+        ] {
             let mut query = QueryBuilder::<Sqlite>::new(format!(
                 "SELECT {COLUMNS} FROM epoch_metrics m WHERE m.job_id IN ("
             ));
@@ -180,7 +190,10 @@ impl Store {
                  ORDER BY {} LIMIT 1)",
                 order.replace("m.", "n.")
             ));
-            let rows = query.build_query_as::<JobEpochRow>().fetch_all(&self.pool).await?;
+            let rows = query
+                .build_query_as::<JobEpochRow>()
+                .fetch_all(&self.pool)
+                .await?;
             for row in rows {
                 let entry = summaries.entry(row.job_id).or_default();
                 let metrics = EpochMetrics::from(row.metrics);

@@ -88,6 +88,9 @@ pub fn train(run: RunSpec<'_>, observer: &mut dyn TrainObserver) -> Result<RunSu
         state.epochs_done += 1;
         if let Some(dir) = run.checkpoint_dir {
             state.save(dir, &fingerprint, config)?;
+            // The latest weights on their own, so a running job's weights can be
+            // downloaded without its optimizer state.
+            checkpoint::save_weights(&checkpoint::weights_path(dir), &state.model.named_tensors())?;
         }
         summary_epochs.push(report.metrics);
     }
@@ -259,7 +262,7 @@ fn run_epoch(
     };
 
     let order = Tensor::from_vec(
-        epoch_permutation(n, config.seed, epoch_index),
+        epoch_permutation(n, config.seed, u64::from(epoch_index)),
         n,
         run.device,
     )?;

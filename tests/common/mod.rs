@@ -60,9 +60,13 @@ pub async fn spawn_app_with(workers: usize, with_data: bool) -> TestApp {
             allow_download: false,
         },
     };
-    let service = Service::start(store.clone(), config).await.expect("start the service");
+    let service = Service::start(store.clone(), config)
+        .await
+        .expect("start the service");
     let app = api::router(AppState::new(service.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.expect("serve");
@@ -87,7 +91,12 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("POST")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
     }
 
     /// Submits a job and returns its id, asserting a 201.
@@ -113,7 +122,10 @@ impl TestApp {
             if done(job["status"].as_str().unwrap_or("")) {
                 return job;
             }
-            assert!(start.elapsed() < timeout, "job {id} did not get there in {timeout:?}: {job}");
+            assert!(
+                start.elapsed() < timeout,
+                "job {id} did not get there in {timeout:?}: {job}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
