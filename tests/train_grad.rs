@@ -105,14 +105,18 @@ fn initialisation_is_seeded_xavier_uniform() {
     let a = LeNet::new(7, DType::F32, &dev).unwrap();
     let b = LeNet::new(7, DType::F32, &dev).unwrap();
     let c = LeNet::new(8, DType::F32, &dev).unwrap();
-    for i in 0..PARAM_NAMES.len() {
-        let (va, vb, vc) = (
-            flat(&a.vars()[i].to_dtype(DType::F64).unwrap()),
-            flat(&b.vars()[i].to_dtype(DType::F64).unwrap()),
-            flat(&c.vars()[i].to_dtype(DType::F64).unwrap()),
+    let as_f64 = |net: &LeNet, i: usize| flat(&net.vars()[i].to_dtype(DType::F64).unwrap());
+    for (i, name) in PARAM_NAMES.iter().enumerate() {
+        assert_eq!(
+            as_f64(&a, i),
+            as_f64(&b, i),
+            "{name} differs for the same seed"
         );
-        assert_eq!(va, vb, "{} differs for the same seed", PARAM_NAMES[i]);
-        assert_ne!(va, vc, "{} equal for different seeds", PARAM_NAMES[i]);
+        assert_ne!(
+            as_f64(&a, i),
+            as_f64(&c, i),
+            "{name} equal for different seeds"
+        );
     }
     // fc1: fan_in 400, fan_out 120 → bound √(6/520) ≈ 0.1074; U(−b, b) has std b/√3 ≈ 0.0620.
     let w = flat(&a.vars()[4].to_dtype(DType::F64).unwrap());

@@ -49,13 +49,16 @@ impl Sgd {
             nesterov,
             weight_decay,
         } = self.config;
+        let Some(slot) = self.buffers.get_mut(index) else {
+            candle_core::bail!("sgd: parameter index {index} out of range")
+        };
         let p = param.as_detached_tensor();
         let mut d = grad.detach();
         if weight_decay != 0.0 {
             d = (d + p.affine(weight_decay, 0.0)?)?;
         }
         if momentum != 0.0 {
-            let buf = match self.buffers[index].take() {
+            let buf = match slot.take() {
                 None => d.clone(),
                 Some(buf) => (buf.affine(momentum, 0.0)? + &d)?,
             };
@@ -64,7 +67,7 @@ impl Sgd {
             } else {
                 buf.clone()
             };
-            self.buffers[index] = Some(buf);
+            *slot = Some(buf);
         }
         param.set(&(p - d.affine(lr, 0.0)?)?)
     }
@@ -192,6 +195,14 @@ mod tests {
         opt.step(std::slice::from_ref(&p), &grads, 0.25).unwrap();
         close(&vals(&p), &[2.0, -1.0]);
         assert_eq!(p.dtype(), DType::F64);
+    }
+
+    #[test]
+    fn an_unknown_parameter_index_is_an_error() {
+        let p = var(&[1.0]);
+        assert!(sgd(0.9, false, 0.0)
+            .update(1, &p, &grad(&[1.0]), 0.1)
+            .is_err());
     }
 
     #[test]

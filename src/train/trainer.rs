@@ -363,7 +363,8 @@ fn run_epoch(
 }
 
 /// Mean loss and accuracy of `model` on (images, labels), in batches of `batch`, without
-/// building a graph; the sums stay on the device until the end.
+/// building a graph. One read-back per batch (a handful per evaluation), summed in f64 on the
+/// host, which also works on devices without f64 support.
 pub fn evaluate(
     model: &LeNet,
     images: &Tensor,
@@ -376,25 +377,16 @@ pub fn evaluate(
             "evaluation needs examples and a batch size".to_string(),
         ));
     }
-    let mut loss_sum: Option<Tensor> = None;
-    let mut correct_sum: Option<Tensor> = None;
+    let (mut loss_sum, mut correct_sum) = (0.0f64, 0.0f64);
     for start in (0..n).step_by(batch) {
         let len = batch.min(n - start);
         let x = images.narrow(0, start, len)?;
         let y = labels.narrow(0, start, len)?;
         let logits = model.forward_inference(&x)?;
-        let loss = (ops::cross_entropy(&logits, &y)?.to_dtype(DType::F64)? * len as f64)?;
-        let correct = ops::correct_count(&logits, &y)?.to_dtype(DType::F64)?;
-        loss_sum = Some(match loss_sum {
-            None => loss,
-            Some(s) => (s + loss)?,
-        });
-        correct_sum = Some(match correct_sum {
-            None => correct,
-            Some(s) => (s + correct)?,
-        });
+        let loss = ops::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
+        let correct = ops::correct_count(&logits, &y)?.to_scalar::<f32>()?;
+        loss_sum += f64::from(loss) * len as f64;
+        correct_sum += f64::from(correct);
     }
-    let loss: f64 = loss_sum.map_or(Ok(0.0), |t| t.to_scalar())?;
-    let correct: f64 = correct_sum.map_or(Ok(0.0), |t| t.to_scalar())?;
-    Ok((loss / n as f64, correct / n as f64))
+    Ok((loss_sum / n as f64, correct_sum / n as f64))
 }
