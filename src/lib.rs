@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod data;
+pub mod preview;
 pub mod schedule;
 pub mod service;
 pub mod store;
