@@ -56,7 +56,9 @@ pub(crate) fn downsample(lr: &[f64], max_points: usize) -> Vec<(f64, f64)> {
 fn y_range(lr: &[f64]) -> (f64, f64) {
     let (min, max) = lr
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     let bottom = min.min(0.0);
     let span = max - bottom;
     let top = if span > 0.0 {

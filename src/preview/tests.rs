@@ -33,7 +33,8 @@ fn texts(svg: &str) -> Vec<&str> {
         .collect()
 }
 
-const COSINE: &str = r#"{"kind":"warmup","steps":2,"then":{"kind":"cosine","lr":0.1,"max_steps":4}}"#;
+const COSINE: &str =
+    r#"{"kind":"warmup","steps":2,"then":{"kind":"cosine","lr":0.1,"max_steps":4}}"#;
 
 #[test]
 fn csv_has_a_header_and_rows_that_parse_back_exactly() {
@@ -44,7 +45,11 @@ fn csv_has_a_header_and_rows_that_parse_back_exactly() {
     for (i, line) in lines.enumerate() {
         let (step, rate) = line.split_once(',').unwrap();
         assert_eq!(step.parse::<usize>().unwrap(), i);
-        assert_eq!(rate.parse::<f64>().unwrap().to_bits(), rates[i].to_bits(), "{line}");
+        assert_eq!(
+            rate.parse::<f64>().unwrap().to_bits(),
+            rates[i].to_bits(),
+            "{line}"
+        );
     }
     assert_eq!(csv.lines().count(), rates.len() + 1);
     assert!(csv.len() < 200, "no 309-digit numbers: {csv}");
@@ -54,9 +59,15 @@ fn csv_has_a_header_and_rows_that_parse_back_exactly() {
 fn short_tables_show_every_step() {
     let table = to_table(&[0.5, 0.25, 0.125]);
     let rows: Vec<&str> = table.lines().collect();
-    assert_eq!(rows[0].split_whitespace().collect::<Vec<_>>(), ["step", "learning", "rate"]);
+    assert_eq!(
+        rows[0].split_whitespace().collect::<Vec<_>>(),
+        ["step", "learning", "rate"]
+    );
     assert_eq!(rows[1].split_whitespace().collect::<Vec<_>>(), ["0", "0.5"]);
-    assert_eq!(rows[3].split_whitespace().collect::<Vec<_>>(), ["2", "0.125"]);
+    assert_eq!(
+        rows[3].split_whitespace().collect::<Vec<_>>(),
+        ["2", "0.125"]
+    );
     assert!(!table.contains("shown"));
 }
 
@@ -71,9 +82,16 @@ fn long_tables_sample_evenly_including_first_and_last() {
         .collect();
     assert_eq!(steps.len(), 41);
     assert_eq!((steps[0], steps[40]), (0, 999_999));
-    assert!(steps.windows(2).all(|w| w[1] - w[0] >= 24_999 && w[1] - w[0] <= 25_001));
+    assert!(steps
+        .windows(2)
+        .all(|w| w[1] - w[0] >= 24_999 && w[1] - w[0] <= 25_001));
     assert!(table.contains("41 of 1000000 steps shown"));
-    assert!(table.contains("min 1.00000e-6") || table.contains("min 1e-6") || table.contains("min 0.000001"), "{table}");
+    assert!(
+        table.contains("min 1.00000e-6")
+            || table.contains("min 1e-6")
+            || table.contains("min 0.000001"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -101,12 +119,20 @@ fn svg_of_a_long_series_stays_small_and_keeps_a_spike() {
     assert!(points.contains(&(777_777.0, 5.0)));
     assert_eq!(points.first(), Some(&(0.0, 0.1)));
     assert_eq!(points.last(), Some(&(999_999.0, 0.1)));
-    assert!(points.windows(2).all(|w| w[0].0 < w[1].0), "points must stay in step order");
+    assert!(
+        points.windows(2).all(|w| w[0].0 < w[1].0),
+        "points must stay in step order"
+    );
 }
 
 #[test]
 fn svg_handles_single_points_flat_lines_and_huge_rates() {
-    for lr in [vec![0.3], vec![0.0; 5], vec![f64::MAX; 3], vec![0.0, f64::MAX]] {
+    for lr in [
+        vec![0.3],
+        vec![0.0; 5],
+        vec![f64::MAX; 3],
+        vec![0.0, f64::MAX],
+    ] {
         let svg = to_svg(&lr, "edge").unwrap();
         assert!(svg.contains("<polyline") || lr.len() == 1, "{lr:?}");
     }
@@ -115,7 +141,10 @@ fn svg_handles_single_points_flat_lines_and_huge_rates() {
 #[test]
 fn svg_refuses_empty_and_non_finite_series() {
     assert!(matches!(to_svg(&[], "x"), Err(PreviewError::Empty)));
-    assert!(matches!(to_svg(&[0.1, f64::NAN], "x"), Err(PreviewError::NonFinite { step: 1 })));
+    assert!(matches!(
+        to_svg(&[0.1, f64::NAN], "x"),
+        Err(PreviewError::NonFinite { step: 1 })
+    ));
 }
 
 #[test]
@@ -127,7 +156,15 @@ fn json_output_matches_the_api_body() {
     let lr: Vec<f64> = serde_json::from_value(body["lr"].clone()).unwrap();
     // warm-up 0 → 0.1 over 2 steps, then the cosine from its own step 0
     // (0.1·(1+cos(π·k/4))/2 for k = 0..4), then 0.
-    let expected = [0.0, 0.05, 0.1, 0.08535533905932738, 0.05, 0.014644660940672627, 0.0];
+    let expected = [
+        0.0,
+        0.05,
+        0.1,
+        0.08535533905932738,
+        0.05,
+        0.014644660940672627,
+        0.0,
+    ];
     for (got, want) in lr.iter().zip(expected) {
         assert!((got - want).abs() < 1e-15, "{lr:?}");
     }
@@ -136,9 +173,19 @@ fn json_output_matches_the_api_body() {
 
 #[test]
 fn adaptive_schedules_are_flagged() {
-    let out = run(&[r#"{"kind":"reduce_on_plateau","lr":0.1}"#, "--steps", "3", "--format", "json"]).unwrap();
+    let out = run(&[
+        r#"{"kind":"reduce_on_plateau","lr":0.1}"#,
+        "--steps",
+        "3",
+        "--format",
+        "json",
+    ])
+    .unwrap();
     let body: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(body, json!({"steps": 3, "lr": [0.1, 0.1, 0.1], "adaptive": true}));
+    assert_eq!(
+        body,
+        json!({"steps": 3, "lr": [0.1, 0.1, 0.1], "adaptive": true})
+    );
     let table = run(&[r#"{"kind":"reduce_on_plateau","lr":0.1}"#, "--steps", "3"]).unwrap();
     assert!(table.starts_with("note: reduce_on_plateau"));
 }
@@ -149,7 +196,10 @@ fn csv_and_svg_outputs() {
     assert_eq!(csv, "step,lr\n0,0\n1,0.05\n2,0.1\n");
     let svg = run(&[COSINE, "--steps", "50", "--format", "svg"]).unwrap();
     assert!(svg.contains("warmup → cosine"));
-    let titled = run(&[COSINE, "--steps", "50", "--format", "svg", "--title", "mine"]).unwrap();
+    let titled = run(&[
+        COSINE, "--steps", "50", "--format", "svg", "--title", "mine",
+    ])
+    .unwrap();
     assert!(texts(&titled).contains(&"mine"));
 }
 
@@ -163,7 +213,10 @@ fn invalid_specs_fail_with_the_field_path() {
     .unwrap_err();
     assert!(format!("{err:#}").contains("`then.bogus`"), "{err:#}");
     let spec = err.downcast_ref::<SpecError>().unwrap();
-    assert_eq!((spec.code, spec.path.as_str()), ("unknown_field", "then.bogus"));
+    assert_eq!(
+        (spec.code, spec.path.as_str()),
+        ("unknown_field", "then.bogus")
+    );
 
     let err = run(&["{not json", "--steps", "3"]).unwrap_err();
     assert!(format!("{err:#}").contains("not valid JSON"));
@@ -178,11 +231,17 @@ fn steps_are_bounded() {
         );
     }
     assert!(Cli::try_parse_from(["preview", COSINE, "--steps", "1000000"]).is_ok());
-    assert!(Cli::try_parse_from(["preview", COSINE]).is_err(), "--steps is required");
+    assert!(
+        Cli::try_parse_from(["preview", COSINE]).is_err(),
+        "--steps is required"
+    );
     // Built in code, the bound still holds.
     let s = Schedule::from_json(&json!({"kind": "constant", "lr": 0.1})).unwrap();
     assert!(matches!(Preview::new(&s, 0), Err(PreviewError::Steps(0))));
-    assert!(matches!(Preview::new(&s, 1_000_001), Err(PreviewError::Steps(_))));
+    assert!(matches!(
+        Preview::new(&s, 1_000_001),
+        Err(PreviewError::Steps(_))
+    ));
     assert_eq!(Preview::new(&s, 1_000_000).unwrap().lr.len(), 1_000_000);
 }
 
@@ -205,4 +264,3 @@ fn approximate_numbers_read_well() {
     assert_eq!(approx(2.5e-7, 3), "2.50e-7");
     assert_eq!(approx(0.0, 3), "0");
 }
-

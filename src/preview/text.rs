@@ -73,7 +73,9 @@ pub fn to_table(lr: &[f64]) -> String {
     if n > 0 {
         let (min, max) = lr
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
         let _ = writeln!(out, "min {}, max {}", approx(min, 6), approx(max, 6));
     }
     out

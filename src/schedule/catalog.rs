@@ -9,7 +9,6 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-
 /// One schedule kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KindInfo {

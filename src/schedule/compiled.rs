@@ -59,7 +59,11 @@ impl Node {
                 }
                 Node::Sequential {
                     starts,
-                    phases: s.phases.iter().map(|p| Node::compile(&p.schedule)).collect(),
+                    phases: s
+                        .phases
+                        .iter()
+                        .map(|p| Node::compile(&p.schedule))
+                        .collect(),
                 }
             }
             ScheduleSpec::ReduceOnPlateau(s) => Node::Plateau(s.clone()),

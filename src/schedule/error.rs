@@ -23,7 +23,11 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    pub(crate) fn new(code: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        code: &'static str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         SpecError {
             code,
             path: path.into(),

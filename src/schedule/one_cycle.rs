@@ -28,7 +28,11 @@ pub(crate) struct OneCyclePhases {
 fn end_steps(total_steps: u64, pct_start: f64, three_phase: bool) -> Vec<f64> {
     let total = total_steps as f64;
     if three_phase {
-        vec![pct_start * total - 1.0, 2.0 * pct_start * total - 2.0, total - 1.0]
+        vec![
+            pct_start * total - 1.0,
+            2.0 * pct_start * total - 2.0,
+            total - 1.0,
+        ]
     } else {
         vec![pct_start * total - 1.0, total - 1.0]
     }
@@ -37,9 +41,16 @@ fn end_steps(total_steps: u64, pct_start: f64, three_phase: bool) -> Vec<f64> {
 impl OneCyclePhases {
     /// Checks that no phase is empty: PyTorch divides by each phase's length,
     /// so a zero-length phase gives 0/0 there (and a negative one nonsense).
-    pub(crate) fn check_lengths(total_steps: u64, pct_start: f64, three_phase: bool) -> Result<(), String> {
+    pub(crate) fn check_lengths(
+        total_steps: u64,
+        pct_start: f64,
+        three_phase: bool,
+    ) -> Result<(), String> {
         let mut start = 0.0;
-        for (i, end) in end_steps(total_steps, pct_start, three_phase).into_iter().enumerate() {
+        for (i, end) in end_steps(total_steps, pct_start, three_phase)
+            .into_iter()
+            .enumerate()
+        {
             if end <= start {
                 return Err(match (i, three_phase) {
                     (0, _) => format!(
@@ -62,7 +73,11 @@ impl OneCyclePhases {
         let min = initial / spec.final_div_factor;
         let ends = end_steps(spec.total_steps, spec.pct_start, spec.three_phase);
         let rates: Vec<(f64, f64)> = if spec.three_phase {
-            vec![(initial, spec.max_lr), (spec.max_lr, initial), (initial, min)]
+            vec![
+                (initial, spec.max_lr),
+                (spec.max_lr, initial),
+                (initial, min),
+            ]
         } else {
             vec![(initial, spec.max_lr), (spec.max_lr, min)]
         };
@@ -92,7 +107,8 @@ impl OneCyclePhases {
                 let pct = (step - start_step) / (phase.end_step - start_step);
                 return match self.anneal {
                     Anneal::Cos => {
-                        phase.end_lr + (phase.start_lr - phase.end_lr) / 2.0 * ((PI * pct).cos() + 1.0)
+                        phase.end_lr
+                            + (phase.start_lr - phase.end_lr) / 2.0 * ((PI * pct).cos() + 1.0)
                     }
                     Anneal::Linear => (phase.end_lr - phase.start_lr) * pct + phase.start_lr,
                 };

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::error::{join, SpecError};
 use super::limits::{MAX_DEPTH, MAX_MILESTONES, MAX_PHASES};
 use super::spec::{
-    Constant, CosineRestarts, Cosine, Cyclic, CyclicFields, Factor, InversePower, Linear,
+    Constant, Cosine, CosineRestarts, Cyclic, CyclicFields, Factor, InversePower, Linear,
     MultiFactor, OneCycle, Phase, Polynomial, ReduceOnPlateau, ScheduleSpec, Sequential, Step,
     Warmup, WarmupFields, KINDS,
 };
@@ -40,7 +40,12 @@ impl ScheduleSpec {
     }
 }
 
-fn parse_node(value: &Value, path: &str, depth: usize, totals: &mut Totals) -> Result<ScheduleSpec, SpecError> {
+fn parse_node(
+    value: &Value,
+    path: &str,
+    depth: usize,
+    totals: &mut Totals,
+) -> Result<ScheduleSpec, SpecError> {
     if depth > MAX_DEPTH {
         return Err(SpecError::new(
             "too_deep",
@@ -52,7 +57,10 @@ fn parse_node(value: &Value, path: &str, depth: usize, totals: &mut Totals) -> R
         return Err(SpecError::new(
             "invalid_type",
             path,
-            format!("expected a schedule object with a `kind` field, found {}", describe(value)),
+            format!(
+                "expected a schedule object with a `kind` field, found {}",
+                describe(value)
+            ),
         ));
     };
     let kind_path = join(path, "kind");
@@ -102,16 +110,18 @@ fn parse_node(value: &Value, path: &str, depth: usize, totals: &mut Totals) -> R
         "cosine" => ScheduleSpec::Cosine(leaf::<Cosine>(fields(&[]), path)?),
         "polynomial" => ScheduleSpec::Polynomial(leaf::<Polynomial>(fields(&[]), path)?),
         "linear" => ScheduleSpec::Linear(leaf::<Linear>(fields(&[]), path)?),
-        "cosine_restarts" => ScheduleSpec::CosineRestarts(leaf::<CosineRestarts>(fields(&[]), path)?),
+        "cosine_restarts" => {
+            ScheduleSpec::CosineRestarts(leaf::<CosineRestarts>(fields(&[]), path)?)
+        }
         "cyclic" => ScheduleSpec::Cyclic(Cyclic::from(leaf::<CyclicFields>(fields(&[]), path)?)),
         "one_cycle" => ScheduleSpec::OneCycle(leaf::<OneCycle>(fields(&[]), path)?),
-        "reduce_on_plateau" => ScheduleSpec::ReduceOnPlateau(leaf::<ReduceOnPlateau>(fields(&[]), path)?),
+        "reduce_on_plateau" => {
+            ScheduleSpec::ReduceOnPlateau(leaf::<ReduceOnPlateau>(fields(&[]), path)?)
+        }
         "warmup" => {
             let own = leaf::<WarmupFields>(fields(&["then"]), path)?;
             let then_path = join(path, "then");
-            let then = obj
-                .get("then")
-                .ok_or_else(|| missing(&then_path, "then"))?;
+            let then = obj.get("then").ok_or_else(|| missing(&then_path, "then"))?;
             let then = parse_node(then, &then_path, depth + 1, totals)?;
             ScheduleSpec::Warmup(Warmup {
                 steps: own.steps,
@@ -137,7 +147,10 @@ fn parse_sequential(
     depth: usize,
     totals: &mut Totals,
 ) -> Result<Sequential, SpecError> {
-    if let Some(key) = obj.keys().find(|k| !matches!(k.as_str(), "kind" | "phases")) {
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "kind" | "phases"))
+    {
         return Err(unknown(&join(path, key), key, &["phases"]));
     }
     let phases_path = join(path, "phases");
@@ -148,7 +161,10 @@ fn parse_sequential(
             return Err(SpecError::new(
                 "invalid_type",
                 phases_path,
-                format!("`phases` must be an array of {{steps, schedule}} objects, found {}", describe(other)),
+                format!(
+                    "`phases` must be an array of {{steps, schedule}} objects, found {}",
+                    describe(other)
+                ),
             ))
         }
     };
@@ -167,10 +183,16 @@ fn parse_sequential(
             return Err(SpecError::new(
                 "invalid_type",
                 item_path,
-                format!("a phase must be an object {{steps, schedule}}, found {}", describe(item)),
+                format!(
+                    "a phase must be an object {{steps, schedule}}, found {}",
+                    describe(item)
+                ),
             ));
         };
-        if let Some(key) = item.keys().find(|k| !matches!(k.as_str(), "steps" | "schedule")) {
+        if let Some(key) = item
+            .keys()
+            .find(|k| !matches!(k.as_str(), "steps" | "schedule"))
+        {
             return Err(unknown(&join(&item_path, key), key, &["steps", "schedule"]));
         }
         let steps = match item.get("steps") {
@@ -246,7 +268,10 @@ fn unknown(path: &str, field: &str, expected: &[&str]) -> SpecError {
     SpecError::new(
         "unknown_field",
         path,
-        format!("unknown field `{field}`, expected one of {}", expected.join(", ")),
+        format!(
+            "unknown field `{field}`, expected one of {}",
+            expected.join(", ")
+        ),
     )
 }
 

@@ -43,7 +43,8 @@ impl Scheduler {
 
     /// The rate at step `t`, with the adaptive node at its current rate.
     pub fn lr(&self, t: u64) -> f64 {
-        self.schedule.lr_with(t, self.plateau.as_ref().map(|p| p.lr))
+        self.schedule
+            .lr_with(t, self.plateau.as_ref().map(|p| p.lr))
     }
 
     /// The metric the trainer must report to [`Scheduler::observe`], or

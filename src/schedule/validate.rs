@@ -25,7 +25,12 @@ impl ScheduleSpec {
     }
 }
 
-fn validate_node(spec: &ScheduleSpec, path: &str, depth: usize, walk: &mut Walk) -> Result<(), SpecError> {
+fn validate_node(
+    spec: &ScheduleSpec,
+    path: &str,
+    depth: usize,
+    walk: &mut Walk,
+) -> Result<(), SpecError> {
     if depth > MAX_DEPTH {
         return Err(SpecError::new(
             "too_deep",
@@ -120,7 +125,10 @@ fn validate_node(spec: &ScheduleSpec, path: &str, depth: usize, walk: &mut Walk)
                 return Err(SpecError::new(
                     "out_of_range",
                     f("max_lr"),
-                    format!("`max_lr` ({}) must be >= `base_lr` ({})", s.max_lr, s.base_lr),
+                    format!(
+                        "`max_lr` ({}) must be >= `base_lr` ({})",
+                        s.max_lr, s.base_lr
+                    ),
                 ));
             }
             count(s.step_size_up, &f("step_size_up"))?;
@@ -141,7 +149,10 @@ fn validate_node(spec: &ScheduleSpec, path: &str, depth: usize, walk: &mut Walk)
                 return Err(SpecError::new(
                     "out_of_range",
                     f("pct_start"),
-                    format!("`pct_start` must lie strictly between 0 and 1, got {}", s.pct_start),
+                    format!(
+                        "`pct_start` must lie strictly between 0 and 1, got {}",
+                        s.pct_start
+                    ),
                 ));
             }
             factor(s.div_factor, &f("div_factor"))?;
@@ -211,13 +222,22 @@ fn validate_node(spec: &ScheduleSpec, path: &str, depth: usize, walk: &mut Walk)
                         })?;
                     }
                 }
-                validate_node(&phase.schedule, &join(&phase_path, "schedule"), depth + 1, walk)?;
+                validate_node(
+                    &phase.schedule,
+                    &join(&phase_path, "schedule"),
+                    depth + 1,
+                    walk,
+                )?;
             }
             Ok(())
         }
         ScheduleSpec::ReduceOnPlateau(s) => {
             if let Some(first) = &walk.plateau {
-                let first = if first.is_empty() { "the root" } else { first.as_str() };
+                let first = if first.is_empty() {
+                    "the root"
+                } else {
+                    first.as_str()
+                };
                 return Err(SpecError::new(
                     "invalid_value",
                     path,
@@ -230,7 +250,10 @@ fn validate_node(spec: &ScheduleSpec, path: &str, depth: usize, walk: &mut Walk)
                 return Err(SpecError::new(
                     "out_of_range",
                     f("factor"),
-                    format!("`factor` must lie strictly between 0 and 1, got {}", s.factor),
+                    format!(
+                        "`factor` must lie strictly between 0 and 1, got {}",
+                        s.factor
+                    ),
                 ));
             }
             non_negative(s.threshold, &f("threshold"))?;
@@ -255,7 +278,10 @@ fn non_negative(value: f64, path: &str) -> Result<(), SpecError> {
         Err(SpecError::new(
             "out_of_range",
             path,
-            format!("`{}` must be a finite number >= 0, got {value}", field_name(path)),
+            format!(
+                "`{}` must be a finite number >= 0, got {value}",
+                field_name(path)
+            ),
         ))
     }
 }
@@ -267,7 +293,10 @@ fn positive(value: f64, path: &str) -> Result<(), SpecError> {
         Err(SpecError::new(
             "out_of_range",
             path,
-            format!("`{}` must be a finite number > 0, got {value}", field_name(path)),
+            format!(
+                "`{}` must be a finite number > 0, got {value}",
+                field_name(path)
+            ),
         ))
     }
 }

@@ -17,7 +17,10 @@ fn sample(kind: &str, field: &FieldInfo) -> Value {
             "number" => json!(0.25),
             "integer" => json!(10),
             "schedule" => json!({"kind": "constant", "lr": 0.1}),
-            other => panic!("no sample for a required {other} field {kind}.{}", field.name),
+            other => panic!(
+                "no sample for a required {other} field {kind}.{}",
+                field.name
+            ),
         },
     }
 }
@@ -46,12 +49,19 @@ fn catalog_lists_every_kind_once_in_table_order() {
 fn required_fields_alone_parse_and_normalize_to_the_catalog_defaults() {
     for kind in KINDS {
         let spec = Value::Object(minimal(kind));
-        let parsed = ScheduleSpec::from_json(&spec).unwrap_or_else(|e| panic!("{kind}: {e} at {}", e.path));
-        parsed.validate().unwrap_or_else(|e| panic!("{kind}: {e} at {}", e.path));
+        let parsed =
+            ScheduleSpec::from_json(&spec).unwrap_or_else(|e| panic!("{kind}: {e} at {}", e.path));
+        parsed
+            .validate()
+            .unwrap_or_else(|e| panic!("{kind}: {e} at {}", e.path));
         let normalized = serde_json::to_value(&parsed).unwrap();
         let normalized = normalized.as_object().unwrap();
         // The normalized spec has exactly the catalog's fields (plus `kind`)...
-        let mut keys: Vec<&str> = normalized.keys().map(String::as_str).filter(|k| *k != "kind").collect();
+        let mut keys: Vec<&str> = normalized
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "kind")
+            .collect();
         let mut names: Vec<&str> = info(kind).fields.iter().map(|f| f.name).collect();
         keys.sort_unstable();
         names.sort_unstable();
@@ -75,7 +85,11 @@ fn every_required_field_is_required_by_the_parser() {
             let mut spec = minimal(kind);
             spec.remove(field.name);
             let e = ScheduleSpec::from_json(&Value::Object(spec)).unwrap_err();
-            assert_eq!((e.code, e.path.as_str()), ("missing_field", field.name), "{kind}");
+            assert_eq!(
+                (e.code, e.path.as_str()),
+                ("missing_field", field.name),
+                "{kind}"
+            );
         }
     }
 }
@@ -86,7 +100,11 @@ fn a_field_outside_the_catalog_is_rejected_for_every_kind() {
         let mut spec = minimal(kind);
         spec.insert("not_a_field".into(), json!(1));
         let e = ScheduleSpec::from_json(&Value::Object(spec)).unwrap_err();
-        assert_eq!((e.code, e.path.as_str()), ("unknown_field", "not_a_field"), "{kind}");
+        assert_eq!(
+            (e.code, e.path.as_str()),
+            ("unknown_field", "not_a_field"),
+            "{kind}"
+        );
     }
 }
 
@@ -98,7 +116,10 @@ fn enumerated_fields_accept_exactly_their_allowed_values() {
                 let mut spec = minimal(kind);
                 spec.insert(field.name.into(), json!(value));
                 let parsed = ScheduleSpec::from_json(&Value::Object(spec)).unwrap();
-                assert_eq!(serde_json::to_value(&parsed).unwrap()[field.name], json!(value));
+                assert_eq!(
+                    serde_json::to_value(&parsed).unwrap()[field.name],
+                    json!(value)
+                );
             }
             let mut spec = minimal(kind);
             spec.insert(field.name.into(), json!("no_such_value"));
@@ -114,19 +135,38 @@ fn phase_item_fields_match_the_parser() {
     let names: Vec<&str> = phases.items.iter().map(|f| f.name).collect();
     assert_eq!(names, ["steps", "schedule"]);
     assert!(!phases.items[0].required && phases.items[1].required);
-    let e = ScheduleSpec::from_json(&json!({"kind": "sequential", "phases": [{"steps": 1}]})).unwrap_err();
+    let e = ScheduleSpec::from_json(&json!({"kind": "sequential", "phases": [{"steps": 1}]}))
+        .unwrap_err();
     assert_eq!(e.path, "phases[0].schedule");
 }
 
 #[test]
 fn catalog_serializes_with_type_and_defaults() {
     let value = serde_json::to_value(catalog()).unwrap();
-    let cyclic = value.as_array().unwrap().iter().find(|k| k["kind"] == "cyclic").unwrap();
-    let mode = cyclic["fields"].as_array().unwrap().iter().find(|f| f["name"] == "mode").unwrap();
+    let cyclic = value
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "cyclic")
+        .unwrap();
+    let mode = cyclic["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "mode")
+        .unwrap();
     assert_eq!(mode["type"], "string");
     assert_eq!(mode["default"], "triangular");
-    assert_eq!(mode["allowed"], json!(["triangular", "triangular2", "exp_range"]));
-    let down = cyclic["fields"].as_array().unwrap().iter().find(|f| f["name"] == "step_size_down").unwrap();
+    assert_eq!(
+        mode["allowed"],
+        json!(["triangular", "triangular2", "exp_range"])
+    );
+    let down = cyclic["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "step_size_down")
+        .unwrap();
     assert_eq!(down["default_from"], "step_size_up");
     assert_eq!(down["required"], false);
 }

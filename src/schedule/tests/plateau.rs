@@ -27,9 +27,14 @@ fn trace(spec: Value, metrics: &[f64]) -> Vec<f64> {
 fn reduces_after_more_than_patience_bad_epochs() {
     let lr = trace(
         json!({"kind": "reduce_on_plateau", "lr": 1.0, "factor": 0.5, "patience": 2}),
-        &[1.0, 0.9, 0.95, 0.93, 0.92, 0.91, 0.95, 0.95, 0.95, 0.5, 0.6, 0.6, 0.6],
+        &[
+            1.0, 0.9, 0.95, 0.93, 0.92, 0.91, 0.95, 0.95, 0.95, 0.5, 0.6, 0.6, 0.6,
+        ],
     );
-    assert_eq!(lr, [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25, 0.25, 0.125]);
+    assert_eq!(
+        lr,
+        [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25, 0.25, 0.125]
+    );
 }
 
 #[test]
@@ -70,12 +75,25 @@ fn relative_threshold_ignores_tiny_improvements() {
 
 #[test]
 fn accuracy_is_monitored_in_max_mode() {
-    let spec = json!({"kind": "reduce_on_plateau", "lr": 0.1, "monitor": "test_acc", "patience": 1});
-    assert_eq!(Scheduler::new(schedule(spec.clone())).monitor(), Some(Monitor::TestAcc));
+    let spec =
+        json!({"kind": "reduce_on_plateau", "lr": 0.1, "monitor": "test_acc", "patience": 1});
+    assert_eq!(
+        Scheduler::new(schedule(spec.clone())).monitor(),
+        Some(Monitor::TestAcc)
+    );
     let lr = trace(spec, &[0.5, 0.6, 0.60001, 0.6, 0.7, 0.69, 0.69, 0.69]);
     assert_eq!(
         lr,
-        [0.1, 0.1, 0.1, 0.010000000000000002, 0.010000000000000002, 0.010000000000000002, 0.0010000000000000002, 0.0010000000000000002]
+        [
+            0.1,
+            0.1,
+            0.1,
+            0.010000000000000002,
+            0.010000000000000002,
+            0.010000000000000002,
+            0.0010000000000000002,
+            0.0010000000000000002
+        ]
     );
     let lr = trace(
         json!({"kind": "reduce_on_plateau", "lr": 0.1, "monitor": "test_acc", "factor": 0.5, "patience": 0, "threshold": 0.02, "threshold_mode": "abs"}),
@@ -105,7 +123,9 @@ fn nan_metrics_count_as_bad_epochs() {
 #[test]
 fn state_round_trips_through_json_and_resumes_identically() {
     let spec = json!({"kind": "reduce_on_plateau", "lr": 1.0, "factor": 0.5, "patience": 2, "cooldown": 1});
-    let metrics = [1.0, 0.9, 0.95, 0.93, 0.92, 0.91, 0.95, 0.95, 0.95, 0.96, 0.97, 0.98];
+    let metrics = [
+        1.0, 0.9, 0.95, 0.93, 0.92, 0.91, 0.95, 0.95, 0.95, 0.96, 0.97, 0.98,
+    ];
     let mut full = Scheduler::new(schedule(spec.clone()));
     for &m in &metrics {
         full.observe(m);
@@ -129,7 +149,9 @@ fn state_round_trips_through_json_and_resumes_identically() {
 #[test]
 fn initial_state_with_infinite_best_survives_json() {
     for monitor in ["test_loss", "test_acc"] {
-        let s = Scheduler::new(schedule(json!({"kind": "reduce_on_plateau", "lr": 0.1, "monitor": monitor})));
+        let s = Scheduler::new(schedule(
+            json!({"kind": "reduce_on_plateau", "lr": 0.1, "monitor": monitor}),
+        ));
         let text = serde_json::to_string(&s.state()).unwrap();
         assert!(text.contains("inf"), "{text}");
         let back: super::super::SchedulerState = serde_json::from_str(&text).unwrap();

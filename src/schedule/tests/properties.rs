@@ -10,12 +10,7 @@ use super::super::{
 };
 
 fn rate() -> impl Strategy<Value = f64> + Clone {
-    prop_oneof![
-        Just(0.0),
-        0.0..10.0,
-        1e-12..1e-6,
-        1e100..1e300,
-    ]
+    prop_oneof![Just(0.0), 0.0..10.0, 1e-12..1e-6, 1e100..1e300,]
 }
 
 fn factor() -> impl Strategy<Value = f64> + Clone {
@@ -29,47 +24,152 @@ fn steps() -> impl Strategy<Value = u64> + Clone {
 fn leaf() -> impl Strategy<Value = ScheduleSpec> + Clone {
     prop_oneof![
         rate().prop_map(|lr| ScheduleSpec::Constant(Constant { lr })),
-        (rate(), 0.0..3.0).prop_map(|(lr, power)| ScheduleSpec::InversePower(InversePower { lr, power })),
-        (rate(), factor(), rate()).prop_map(|(lr, factor, min_lr)| ScheduleSpec::Factor(Factor { lr, factor, min_lr })),
-        (rate(), steps(), factor()).prop_map(|(lr, step_size, factor)| ScheduleSpec::Step(Step { lr, step_size, factor })),
-        (rate(), proptest::collection::btree_set(any::<u64>(), 0..20), factor()).prop_map(|(lr, ms, factor)| {
-            ScheduleSpec::MultiFactor(MultiFactor { lr, milestones: ms.into_iter().collect(), factor })
-        }),
-        (rate(), rate(), steps(), any::<u64>(), rate()).prop_map(|(lr, final_lr, max_steps, w, b)| {
-            ScheduleSpec::Cosine(Cosine { lr, final_lr, max_steps, warmup_steps: w % max_steps, warmup_begin_lr: b })
-        }),
-        (rate(), rate(), steps(), 0.01..5.0).prop_map(|(lr, final_lr, max_steps, power)| {
-            ScheduleSpec::Polynomial(Polynomial { lr, final_lr, max_steps, power })
-        }),
-        (rate(), rate(), steps()).prop_map(|(start_lr, end_lr, steps)| ScheduleSpec::Linear(Linear { start_lr, end_lr, steps })),
-        (rate(), rate(), steps(), prop_oneof![Just(1u64), 2..5u64, Just(u64::MAX)]).prop_map(|(lr, final_lr, period, period_mult)| {
-            ScheduleSpec::CosineRestarts(CosineRestarts { lr, final_lr, period, period_mult })
-        }),
-        (rate(), rate(), 1..1000u64, 1..1000u64, prop_oneof![Just(CyclicMode::Triangular), Just(CyclicMode::Triangular2), Just(CyclicMode::ExpRange)], factor())
-            .prop_map(|(a, b, up, down, mode, gamma)| {
-                ScheduleSpec::Cyclic(Cyclic { base_lr: a.min(b), max_lr: a.max(b), step_size_up: up, step_size_down: down, mode, gamma })
+        (rate(), 0.0..3.0)
+            .prop_map(|(lr, power)| ScheduleSpec::InversePower(InversePower { lr, power })),
+        (rate(), factor(), rate()).prop_map(|(lr, factor, min_lr)| ScheduleSpec::Factor(Factor {
+            lr,
+            factor,
+            min_lr
+        })),
+        (rate(), steps(), factor()).prop_map(|(lr, step_size, factor)| ScheduleSpec::Step(Step {
+            lr,
+            step_size,
+            factor
+        })),
+        (
+            rate(),
+            proptest::collection::btree_set(any::<u64>(), 0..20),
+            factor()
+        )
+            .prop_map(|(lr, ms, factor)| {
+                ScheduleSpec::MultiFactor(MultiFactor {
+                    lr,
+                    milestones: ms.into_iter().collect(),
+                    factor,
+                })
             }),
-        (rate(), 2..100_000u64, 0.01..0.99, any::<bool>(), any::<bool>(), 1.0..1e3, 1.0..1e5).prop_filter_map(
-            "one_cycle phases must not be empty",
-            |(max_lr, total_steps, pct_start, linear, three_phase, div_factor, final_div_factor)| {
-                let spec = ScheduleSpec::OneCycle(OneCycle {
-                    max_lr, total_steps, pct_start,
-                    anneal: if linear { Anneal::Linear } else { Anneal::Cos },
-                    div_factor, final_div_factor, three_phase,
-                });
-                spec.validate().is_ok().then_some(spec)
-            }
-        ),
-        (rate(), 0.01..0.99, 0..20u64, 0.0..0.1, any::<bool>(), 0..3usize, 0..5u64, rate()).prop_map(
-            |(lr, factor, patience, threshold, abs, monitor, cooldown, min_lr)| {
-                ScheduleSpec::ReduceOnPlateau(ReduceOnPlateau {
-                    lr, factor, patience, threshold,
-                    threshold_mode: if abs { ThresholdMode::Abs } else { ThresholdMode::Rel },
-                    monitor: [Monitor::TestLoss, Monitor::TrainLoss, Monitor::TestAcc][monitor],
-                    cooldown, min_lr,
+        (rate(), rate(), steps(), any::<u64>(), rate()).prop_map(
+            |(lr, final_lr, max_steps, w, b)| {
+                ScheduleSpec::Cosine(Cosine {
+                    lr,
+                    final_lr,
+                    max_steps,
+                    warmup_steps: w % max_steps,
+                    warmup_begin_lr: b,
                 })
             }
         ),
+        (rate(), rate(), steps(), 0.01..5.0).prop_map(|(lr, final_lr, max_steps, power)| {
+            ScheduleSpec::Polynomial(Polynomial {
+                lr,
+                final_lr,
+                max_steps,
+                power,
+            })
+        }),
+        (rate(), rate(), steps()).prop_map(|(start_lr, end_lr, steps)| ScheduleSpec::Linear(
+            Linear {
+                start_lr,
+                end_lr,
+                steps
+            }
+        )),
+        (
+            rate(),
+            rate(),
+            steps(),
+            prop_oneof![Just(1u64), 2..5u64, Just(u64::MAX)]
+        )
+            .prop_map(|(lr, final_lr, period, period_mult)| {
+                ScheduleSpec::CosineRestarts(CosineRestarts {
+                    lr,
+                    final_lr,
+                    period,
+                    period_mult,
+                })
+            }),
+        (
+            rate(),
+            rate(),
+            1..1000u64,
+            1..1000u64,
+            prop_oneof![
+                Just(CyclicMode::Triangular),
+                Just(CyclicMode::Triangular2),
+                Just(CyclicMode::ExpRange)
+            ],
+            factor()
+        )
+            .prop_map(|(a, b, up, down, mode, gamma)| {
+                ScheduleSpec::Cyclic(Cyclic {
+                    base_lr: a.min(b),
+                    max_lr: a.max(b),
+                    step_size_up: up,
+                    step_size_down: down,
+                    mode,
+                    gamma,
+                })
+            }),
+        (
+            rate(),
+            2..100_000u64,
+            0.01..0.99,
+            any::<bool>(),
+            any::<bool>(),
+            1.0..1e3,
+            1.0..1e5
+        )
+            .prop_filter_map(
+                "one_cycle phases must not be empty",
+                |(
+                    max_lr,
+                    total_steps,
+                    pct_start,
+                    linear,
+                    three_phase,
+                    div_factor,
+                    final_div_factor,
+                )| {
+                    let spec = ScheduleSpec::OneCycle(OneCycle {
+                        max_lr,
+                        total_steps,
+                        pct_start,
+                        anneal: if linear { Anneal::Linear } else { Anneal::Cos },
+                        div_factor,
+                        final_div_factor,
+                        three_phase,
+                    });
+                    spec.validate().is_ok().then_some(spec)
+                }
+            ),
+        (
+            rate(),
+            0.01..0.99,
+            0..20u64,
+            0.0..0.1,
+            any::<bool>(),
+            0..3usize,
+            0..5u64,
+            rate()
+        )
+            .prop_map(
+                |(lr, factor, patience, threshold, abs, monitor, cooldown, min_lr)| {
+                    ScheduleSpec::ReduceOnPlateau(ReduceOnPlateau {
+                        lr,
+                        factor,
+                        patience,
+                        threshold,
+                        threshold_mode: if abs {
+                            ThresholdMode::Abs
+                        } else {
+                            ThresholdMode::Rel
+                        },
+                        monitor: [Monitor::TestLoss, Monitor::TrainLoss, Monitor::TestAcc][monitor],
+                        cooldown,
+                        min_lr,
+                    })
+                }
+            ),
     ]
 }
 
@@ -78,20 +178,38 @@ fn warmup_of(then: impl Strategy<Value = ScheduleSpec>) -> impl Strategy<Value =
         ScheduleSpec::Warmup(Warmup {
             steps,
             begin_lr,
-            mode: if constant { WarmupMode::Constant } else { WarmupMode::Linear },
+            mode: if constant {
+                WarmupMode::Constant
+            } else {
+                WarmupMode::Linear
+            },
             then: Box::new(then),
         })
     })
 }
 
-fn sequential_of(phase: impl Strategy<Value = ScheduleSpec> + Clone) -> impl Strategy<Value = ScheduleSpec> {
+fn sequential_of(
+    phase: impl Strategy<Value = ScheduleSpec> + Clone,
+) -> impl Strategy<Value = ScheduleSpec> {
     (
-        proptest::collection::vec((prop_oneof![1..50u64, 1..1_000_000u64], phase.clone()), 0..4),
+        proptest::collection::vec(
+            (prop_oneof![1..50u64, 1..1_000_000u64], phase.clone()),
+            0..4,
+        ),
         phase,
     )
         .prop_map(|(init, last)| {
-            let mut phases: Vec<Phase> = init.into_iter().map(|(s, schedule)| Phase { steps: Some(s), schedule }).collect();
-            phases.push(Phase { steps: None, schedule: last });
+            let mut phases: Vec<Phase> = init
+                .into_iter()
+                .map(|(s, schedule)| Phase {
+                    steps: Some(s),
+                    schedule,
+                })
+                .collect();
+            phases.push(Phase {
+                steps: None,
+                schedule: last,
+            });
             ScheduleSpec::Sequential(Sequential { phases })
         })
 }
@@ -99,13 +217,22 @@ fn sequential_of(phase: impl Strategy<Value = ScheduleSpec> + Clone) -> impl Str
 /// Valid specs of any kind, nested up to a few levels deep.
 fn spec() -> impl Strategy<Value = ScheduleSpec> {
     leaf()
-        .prop_recursive(4, 24, 4, |inner| prop_oneof![warmup_of(inner.clone()), sequential_of(inner)])
-        .prop_filter("at most one adaptive node and sizes within limits", |s| s.validate().is_ok())
+        .prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![warmup_of(inner.clone()), sequential_of(inner)]
+        })
+        .prop_filter("at most one adaptive node and sizes within limits", |s| {
+            s.validate().is_ok()
+        })
 }
 
 fn probe_steps() -> impl Strategy<Value = Vec<u64>> {
     proptest::collection::vec(
-        prop_oneof![0..100u64, 0..10_000_000u64, any::<u64>(), (u64::MAX - 1000)..=u64::MAX],
+        prop_oneof![
+            0..100u64,
+            0..10_000_000u64,
+            any::<u64>(),
+            (u64::MAX - 1000)..=u64::MAX
+        ],
         1..16,
     )
 }

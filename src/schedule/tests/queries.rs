@@ -8,24 +8,63 @@ use super::schedule;
 fn horizon_is_where_decaying_schedules_settle() {
     let cases = [
         (json!({"kind": "constant", "lr": 0.1}), Some(0)),
-        (json!({"kind": "cosine", "lr": 0.1, "max_steps": 50}), Some(50)),
-        (json!({"kind": "polynomial", "lr": 0.1, "max_steps": 40}), Some(40)),
-        (json!({"kind": "linear", "start_lr": 0.1, "end_lr": 0.0, "steps": 30}), Some(30)),
-        (json!({"kind": "multi_factor", "lr": 0.1, "milestones": [5, 17], "factor": 0.1}), Some(17)),
-        (json!({"kind": "one_cycle", "max_lr": 0.1, "total_steps": 100}), Some(99)),
+        (
+            json!({"kind": "cosine", "lr": 0.1, "max_steps": 50}),
+            Some(50),
+        ),
+        (
+            json!({"kind": "polynomial", "lr": 0.1, "max_steps": 40}),
+            Some(40),
+        ),
+        (
+            json!({"kind": "linear", "start_lr": 0.1, "end_lr": 0.0, "steps": 30}),
+            Some(30),
+        ),
+        (
+            json!({"kind": "multi_factor", "lr": 0.1, "milestones": [5, 17], "factor": 0.1}),
+            Some(17),
+        ),
+        (
+            json!({"kind": "one_cycle", "max_lr": 0.1, "total_steps": 100}),
+            Some(99),
+        ),
         // 2·0.9^t ≤ 0.01 first at t = 51 (see the factor test: lr(50) = 0.0103).
-        (json!({"kind": "factor", "lr": 2.0, "factor": 0.9, "min_lr": 0.01}), Some(51)),
+        (
+            json!({"kind": "factor", "lr": 2.0, "factor": 0.9, "min_lr": 0.01}),
+            Some(51),
+        ),
         (json!({"kind": "factor", "lr": 2.0, "factor": 0.9}), None),
         // Growing past a floor that starts above lr: never settles.
-        (json!({"kind": "factor", "lr": 0.5, "factor": 1.5, "min_lr": 10.0}), None),
-        (json!({"kind": "factor", "lr": 0.5, "factor": 0.5, "min_lr": 10.0}), Some(0)),
-        (json!({"kind": "step", "lr": 0.1, "step_size": 3, "factor": 0.5}), None),
+        (
+            json!({"kind": "factor", "lr": 0.5, "factor": 1.5, "min_lr": 10.0}),
+            None,
+        ),
+        (
+            json!({"kind": "factor", "lr": 0.5, "factor": 0.5, "min_lr": 10.0}),
+            Some(0),
+        ),
+        (
+            json!({"kind": "step", "lr": 0.1, "step_size": 3, "factor": 0.5}),
+            None,
+        ),
         (json!({"kind": "inverse_power", "lr": 0.1}), None),
-        (json!({"kind": "cosine_restarts", "lr": 0.1, "period": 10}), None),
-        (json!({"kind": "cyclic", "base_lr": 0.1, "max_lr": 1.0, "step_size_up": 3}), None),
+        (
+            json!({"kind": "cosine_restarts", "lr": 0.1, "period": 10}),
+            None,
+        ),
+        (
+            json!({"kind": "cyclic", "base_lr": 0.1, "max_lr": 1.0, "step_size_up": 3}),
+            None,
+        ),
         (json!({"kind": "reduce_on_plateau", "lr": 0.1}), None),
-        (json!({"kind": "warmup", "steps": 5, "then": {"kind": "cosine", "lr": 0.1, "max_steps": 50}}), Some(55)),
-        (json!({"kind": "warmup", "steps": 5, "then": {"kind": "cyclic", "base_lr": 0.1, "max_lr": 1.0, "step_size_up": 3}}), None),
+        (
+            json!({"kind": "warmup", "steps": 5, "then": {"kind": "cosine", "lr": 0.1, "max_steps": 50}}),
+            Some(55),
+        ),
+        (
+            json!({"kind": "warmup", "steps": 5, "then": {"kind": "cyclic", "base_lr": 0.1, "max_lr": 1.0, "step_size_up": 3}}),
+            None,
+        ),
         (
             json!({"kind": "sequential", "phases": [
                 {"steps": 10, "schedule": {"kind": "cyclic", "base_lr": 0.1, "max_lr": 1.0, "step_size_up": 3}},
@@ -48,13 +87,34 @@ fn max_step_reference_names_the_longest_step_count_in_root_steps() {
     let cases = [
         (json!({"kind": "constant", "lr": 0.1}), None),
         (json!({"kind": "reduce_on_plateau", "lr": 0.1}), None),
-        (json!({"kind": "cosine", "lr": 0.1, "max_steps": 50, "warmup_steps": 5}), Some(("max_steps", 50))),
-        (json!({"kind": "multi_factor", "lr": 0.1, "milestones": [5, 17], "factor": 0.1}), Some(("milestones[1]", 17))),
-        (json!({"kind": "multi_factor", "lr": 0.1, "milestones": [], "factor": 0.1}), None),
-        (json!({"kind": "one_cycle", "max_lr": 0.1, "total_steps": 100}), Some(("total_steps", 100))),
-        (json!({"kind": "cyclic", "base_lr": 0.1, "max_lr": 1.0, "step_size_up": 3, "step_size_down": 8}), Some(("step_size_down", 8))),
-        (json!({"kind": "warmup", "steps": 5, "then": {"kind": "cosine", "lr": 0.1, "max_steps": 100}}), Some(("then.max_steps", 105))),
-        (json!({"kind": "warmup", "steps": 5, "then": {"kind": "constant", "lr": 0.1}}), Some(("steps", 5))),
+        (
+            json!({"kind": "cosine", "lr": 0.1, "max_steps": 50, "warmup_steps": 5}),
+            Some(("max_steps", 50)),
+        ),
+        (
+            json!({"kind": "multi_factor", "lr": 0.1, "milestones": [5, 17], "factor": 0.1}),
+            Some(("milestones[1]", 17)),
+        ),
+        (
+            json!({"kind": "multi_factor", "lr": 0.1, "milestones": [], "factor": 0.1}),
+            None,
+        ),
+        (
+            json!({"kind": "one_cycle", "max_lr": 0.1, "total_steps": 100}),
+            Some(("total_steps", 100)),
+        ),
+        (
+            json!({"kind": "cyclic", "base_lr": 0.1, "max_lr": 1.0, "step_size_up": 3, "step_size_down": 8}),
+            Some(("step_size_down", 8)),
+        ),
+        (
+            json!({"kind": "warmup", "steps": 5, "then": {"kind": "cosine", "lr": 0.1, "max_steps": 100}}),
+            Some(("then.max_steps", 105)),
+        ),
+        (
+            json!({"kind": "warmup", "steps": 5, "then": {"kind": "constant", "lr": 0.1}}),
+            Some(("steps", 5)),
+        ),
         (
             json!({"kind": "sequential", "phases": [
                 {"steps": 10, "schedule": {"kind": "linear", "start_lr": 0.0, "end_lr": 0.1, "steps": 10}},
