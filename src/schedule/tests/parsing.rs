@@ -231,4 +231,3 @@ fn derived_deserialize_reads_normalized_specs_back() {
         serde_json::from_value::<ScheduleSpec>(json!({"kind": "constant", "lr": 0.1, "x": 1}));
     assert!(bad.is_err());
 }
-
