@@ -132,7 +132,7 @@ pub fn remedies(download_tried: bool) -> String {
         ));
     } else {
         text.push_str(&format!(
-            "\n\x20 4. allow lrlab to download them (needs network access to {}).",
+            "\n\x20 4. let lrlab download them: drop --no-download / LRLAB_NO_DOWNLOAD (needs network access to {}).",
             download::MIRRORS[0]
         ));
     }

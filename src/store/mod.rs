@@ -60,7 +60,9 @@ impl Store {
     ///
     /// WAL mode lets readers (the API) run while a worker writes; the busy
     /// timeout makes concurrent writers wait instead of failing; foreign
-    /// keys make deleting a job delete its metrics.
+    /// keys make deleting a job delete its metrics. `synchronous = FULL`
+    /// syncs every commit, so an accepted job survives even a power cut:
+    /// writes are rare here (a submission, an epoch), so the cost is nil.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|source| StoreError::InvalidUrl {
@@ -69,7 +71,7 @@ impl Store {
             })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
