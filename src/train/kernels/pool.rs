@@ -1,0 +1,116 @@
+//! 2x2, stride-2 max-pooling with a correct gradient (the whole gradient of a window goes to
+//! its maximum; candle 0.11's CPU `max_pool2d` backward gives it only a quarter).
+
+use candle_core::{bail, CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::storage::{cpu_f32, storage_f32};
+
+/// Planes (one channel of one image) per rayon task: enough work to amortise scheduling.
+const MIN_PLANES_PER_TASK: usize = 16;
+
+/// Index (0..4, row-major in the window) of the first maximum of a 2x2 window, the same
+/// element the forward pass returns. Comparisons are strict, so ties go to the first element
+/// and a NaN never wins over a number it follows.
+#[inline]
+fn argmax4(v: [f32; 4]) -> usize {
+    let mut best = 0;
+    for i in 1..4 {
+        if v[i] > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The four elements of the window at output `(oy, ox)` of a plane `w` wide.
+#[inline]
+fn window(plane: &[f32], w: usize, oy: usize, ox: usize) -> [f32; 4] {
+    let r0 = 2 * oy * w + 2 * ox;
+    let r1 = r0 + w;
+    [plane[r0], plane[r0 + 1], plane[r1], plane[r1 + 1]]
+}
+
+/// Forward: `x` is `planes` planes of `h x w`; the result has `planes` planes of
+/// `(h / 2) x (w / 2)` (a trailing odd row or column is dropped, as in candle).
+pub(crate) fn forward(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
+    let (oh, ow) = (h / 2, w / 2);
+    let mut out = vec![0.0f32; planes * oh * ow];
+    if out.is_empty() {
+        return out;
+    }
+    out.par_chunks_mut(oh * ow)
+        .zip(x.par_chunks(h * w))
+        .with_min_len(MIN_PLANES_PER_TASK)
+        .for_each(|(o, plane)| {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let v = window(plane, w, oy, ox);
+                    o[oy * ow + ox] = v[argmax4(v)];
+                }
+            }
+        });
+    out
+}
+
+/// Backward: routes each output gradient to its window's maximum in `x`.
+pub(crate) fn backward(x: &[f32], grad: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
+    let (oh, ow) = (h / 2, w / 2);
+    let mut dx = vec![0.0f32; planes * h * w];
+    if oh == 0 || ow == 0 || dx.is_empty() {
+        return dx;
+    }
+    dx.par_chunks_mut(h * w)
+        .zip(x.par_chunks(h * w))
+        .zip(grad.par_chunks(oh * ow))
+        .with_min_len(MIN_PLANES_PER_TASK)
+        .for_each(|((d, plane), gr)| {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let i = argmax4(window(plane, w, oy, ox));
+                    let at = (2 * oy + i / 2) * w + 2 * ox + i % 2;
+                    d[at] = gr[oy * ow + ox];
+                }
+            }
+        });
+    dx
+}
+
+/// The candle custom op over an `(N, C, H, W)` `f32` tensor on the CPU.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MaxPool2x2Op;
+
+fn dims4(dims: &[usize]) -> Result<(usize, usize, usize)> {
+    match *dims {
+        [n, c, h, w] => Ok((n * c, h, w)),
+        _ => bail!("max_pool2x2: expected (N,C,H,W), got {dims:?}"),
+    }
+}
+
+impl CustomOp1 for MaxPool2x2Op {
+    fn name(&self) -> &'static str {
+        "lrlab-max-pool-2x2"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let dims = layout.dims();
+        let (planes, h, w) = dims4(dims)?;
+        let out = forward(cpu_f32(storage, layout)?, planes, h, w);
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((dims[0], dims[1], h / 2, w / 2)),
+        ))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        if !arg.track_op() {
+            return Ok(None);
+        }
+        let (planes, h, w) = dims4(arg.dims())?;
+        let (xc, gc) = (arg.contiguous()?, grad.contiguous()?);
+        let (xs, xl) = xc.storage_and_layout();
+        let (gs, gl) = gc.storage_and_layout();
+        let dx = backward(storage_f32(&xs, xl)?, storage_f32(&gs, gl)?, planes, h, w);
+        Ok(Some(Tensor::from_vec(dx, arg.dims(), &Device::Cpu)?))
+    }
+}
