@@ -3,10 +3,12 @@
 //!
 //! Run: `cargo bench --bench kernels` (CI smoke: `cargo bench --bench kernels -- --test`).
 //! The machine may be shared, so compare the fast and reference timings of the same run
-//! rather than absolute numbers across runs.
+//! rather than absolute numbers across runs. On a busy machine, `KERNELS_BENCH_CPU_TIME=1`
+//! reports the CPU time all of the process's threads spent per iteration instead of wall time
+//! (Linux only): stable under load, but blind to how well the work spreads over threads.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -36,6 +38,37 @@ fn layer(name: &'static str, n: usize, c: usize, hw: usize, k: usize, pad: usize
     }
 }
 
+/// CPU time consumed so far by all threads of this process, from `/proc/self/task/*/schedstat`
+/// (nanoseconds on the CPU is its first field).
+fn process_cpu_time() -> Duration {
+    let mut ns = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) {
+                ns += stat
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    Duration::from_nanos(ns)
+}
+
+/// Times `iters` calls of `f` in wall time, or in process CPU time when asked for.
+fn measure(iters: u64, cpu_time: bool, mut f: impl FnMut()) -> Duration {
+    let (wall, cpu) = (Instant::now(), process_cpu_time());
+    for _ in 0..iters {
+        f();
+    }
+    if cpu_time {
+        process_cpu_time().saturating_sub(cpu)
+    } else {
+        wall.elapsed()
+    }
+}
+
 type ConvFn = fn(&Tensor, &Tensor, &Tensor, usize) -> candle_core::Result<Tensor>;
 
 fn run(l: &Layer, conv: ConvFn, x: &Tensor, backward: bool) {
@@ -57,6 +90,7 @@ fn bench_conv(c: &mut Criterion) {
         ("fast", kernels::conv2d),
         ("candle", kernels::reference::conv2d),
     ];
+    let cpu_time = std::env::var_os("KERNELS_BENCH_CPU_TIME").is_some_and(|v| v != "0");
     for l in &layers {
         let x = if l.x_grad {
             Var::from_tensor(&l.x).unwrap().as_tensor().clone()
@@ -74,7 +108,11 @@ fn bench_conv(c: &mut Criterion) {
                     let id =
                         BenchmarkId::new(format!("{imp} {pass}"), format!("{threads} threads"));
                     group.bench_function(id, |bench| {
-                        pool.install(|| bench.iter(|| run(l, conv, &x, backward)))
+                        pool.install(|| {
+                            bench.iter_custom(|iters| {
+                                measure(iters, cpu_time, || run(l, conv, &x, backward))
+                            })
+                        })
                     });
                 }
             }

@@ -9,8 +9,13 @@ use super::matmul::{matmul, MatMut, MatRef};
 use super::storage::{cpu_f32, storage_f32, with_scratch};
 
 /// Column-matrix bytes one task works on at a time: small enough to stay in a core's L2 with
-/// the GEMM's packed panels, large enough that a group of images makes one sizeable GEMM.
-const GROUP_BYTES: usize = 256 * 1024;
+/// the GEMM's packed panels and the other operands (measured: two LeNet images per group ran
+/// the GEMMs at up to twice the rate of eight), large enough that a group makes one GEMM.
+const GROUP_BYTES: usize = 160 * 1024;
+
+/// Weight gradients with at most this many elements are computed as dot products, for which
+/// `gemm` has a dedicated small-matrix kernel.
+const SMALL_DW: usize = 256;
 
 /// Groups a batch is split into at least (when it has that many images), so that two threads
 /// get several each and can balance the load.
@@ -100,15 +105,26 @@ pub(crate) fn backward(
 ) -> ConvGrads {
     let (p, taps, k) = (g.pixels(), g.taps(), g.k);
     let gsz = group_size(g);
-    // One group of images: its weight and bias gradients (in that order), and its input
-    // gradient written into `dx_grp` (zero-initialised) when given.
+    // The weight-gradient GEMM is laid out so that `gemm` needs no strided (scalar) packing:
+    // a small result (conv1: 6 x 25) is computed row by row as dot products of `dpre` and the
+    // column matrix, a larger one (conv2: 16 x 150) transposed, from `dpre` stored transposed.
+    let dw_transposed = needs.dw && k * taps > SMALL_DW;
+    // W transposed once per call, so the input-gradient GEMM reads it with unit stride.
+    let wt: Vec<f32> = if needs.dx {
+        (0..taps * k).map(|i| w[(i % k) * taps + i / k]).collect()
+    } else {
+        Vec::new()
+    };
+    // One group of images: its weight gradient (transposed if `dw_transposed`) and bias
+    // gradient, and its input gradient written into `dx_grp` (zero-initialised) when given.
     let work = |grp: usize, dx_grp: Option<&mut [f32]>| {
         let i0 = grp * gsz;
         let imgs = gsz.min(g.n - i0);
         let ld = imgs * p;
         let mut dw = vec![0.0f32; if needs.dw { k * taps } else { 0 }];
         let mut db = vec![0.0f32; k];
-        with_scratch([k * ld, taps * ld], |[dpre, cols]| {
+        let dpre_t_len = if dw_transposed { ld * k } else { 0 };
+        with_scratch([k * ld, dpre_t_len, taps * ld], |[dpre, dpre_t, cols]| {
             for j in 0..imgs {
                 let base = (i0 + j) * g.out_img();
                 for kk in 0..k {
@@ -131,23 +147,38 @@ pub(crate) fn backward(
                     let x_img = &x[(i0 + j) * g.in_img()..(i0 + j + 1) * g.in_img()];
                     im2col(x_img, g, cols, ld, j * p);
                 }
-                matmul(
-                    MatMut::row_major(&mut dw, k, taps),
-                    MatRef::row_major(dpre, k, ld),
-                    MatRef::row_major(cols, taps, ld).t(),
-                    false,
-                );
-            }
-            if let Some(dx_grp) = dx_grp {
-                let dcols = &mut cols[..taps * p];
-                for (j, dx_img) in dx_grp.chunks_exact_mut(g.in_img()).enumerate() {
+                if dw_transposed {
+                    for (kk, row) in dpre.chunks_exact(ld).enumerate() {
+                        for (q, &v) in row.iter().enumerate() {
+                            dpre_t[q * k + kk] = v;
+                        }
+                    }
+                    // dw^T (taps x k) = cols (taps x ld) * dpre^T (ld x k)
                     matmul(
-                        MatMut::row_major(dcols, taps, p),
-                        MatRef::row_major(w, k, taps).t(),
-                        MatRef::new(&dpre[j * p..], k, p, ld, 1),
+                        MatMut::row_major(&mut dw, taps, k),
+                        MatRef::row_major(cols, taps, ld),
+                        MatRef::row_major(dpre_t, ld, k),
                         false,
                     );
-                    col2im_add(dcols, p, 0, g, dx_img);
+                } else {
+                    matmul(
+                        MatMut::row_major(&mut dw, k, taps),
+                        MatRef::row_major(dpre, k, ld),
+                        MatRef::row_major(cols, taps, ld).t(),
+                        false,
+                    );
+                }
+            }
+            if let Some(dx_grp) = dx_grp {
+                // dcols (taps x ld) = W^T (taps x k) * dpre (k x ld), for the whole group.
+                matmul(
+                    MatMut::row_major(cols, taps, ld),
+                    MatRef::row_major(&wt, taps, k),
+                    MatRef::row_major(dpre, k, ld),
+                    false,
+                );
+                for (j, dx_img) in dx_grp.chunks_exact_mut(g.in_img()).enumerate() {
+                    col2im_add(cols, ld, j * p, g, dx_img);
                 }
             }
         });
@@ -170,7 +201,15 @@ pub(crate) fn backward(
     let mut dw = vec![0.0f32; if needs.dw { k * taps } else { 0 }];
     let mut db = vec![0.0f32; k];
     for (pdw, pdb) in &partials {
-        dw.iter_mut().zip(pdw).for_each(|(a, b)| *a += b);
+        if dw_transposed {
+            for (t, row) in pdw.chunks_exact(k).enumerate() {
+                for (kk, &v) in row.iter().enumerate() {
+                    dw[kk * taps + t] += v;
+                }
+            }
+        } else {
+            dw.iter_mut().zip(pdw).for_each(|(a, b)| *a += b);
+        }
         db.iter_mut().zip(pdb).for_each(|(a, b)| *a += b);
     }
     ConvGrads {
