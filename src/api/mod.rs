@@ -1,1 +1,100 @@
-//! placeholder
+//! The HTTP layer: axum routes over the schedule engine and the job service.
+//!
+//! Each resource owns its routes (`health`, `schedules`, `jobs`); [`router`]
+//! merges them and wraps them in the cross-cutting layers (request ids,
+//! tracing spans, timeout, compression, body limit) in one place.
+
+mod error;
+mod events;
+mod health;
+mod job_view;
+mod jobs;
+mod json;
+mod schedules;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use json::BODY_LIMIT;
+pub use schedules::MAX_PREVIEW_STEPS;
+
+use crate::service::Service;
+use crate::store::Store;
+
+/// How long a request may take before the server answers 408. Previews of a
+/// million steps take well under a second; SSE streams are not affected
+/// because their headers are sent at once.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Shared state of every handler: cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    service: Service,
+}
+
+impl AppState {
+    /// State over a running job service.
+    pub fn new(service: Service) -> Self {
+        AppState(Arc::new(Inner { service }))
+    }
+
+    /// The job service (queue, workers, events).
+    pub fn service(&self) -> &Service {
+        &self.0.service
+    }
+
+    /// The job store.
+    pub fn store(&self) -> &Store {
+        self.0.service.store()
+    }
+}
+
+/// The whole application: every route with its layers. Tests drive this directly.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let layers = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(CompressionLayer::new())
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    Router::new()
+        .merge(health::router())
+        .merge(schedules::router())
+        .merge(jobs::router())
+        .merge(events::router())
+        .fallback(not_found)
+        .with_state(state)
+        .layer(layers)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound {
+        what: "route".into(),
+    }
+}

@@ -1,0 +1,139 @@
+//! `GET /v1/jobs/{id}/events`: a job's progress as Server-Sent Events.
+//!
+//! A client first gets the current state (`status`, then every stored
+//! `epoch`), then live `progress` and `epoch` events, and a final `done`.
+//! The subscription is made before the state is read, so nothing that
+//! happens in between is missed; epochs already sent are not sent twice.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use axum::Router;
+use futures::stream::{self, Stream, StreamExt};
+use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::error::ApiError;
+use super::jobs::{job_id, view};
+use super::AppState;
+use crate::job::{JobId, JobStatus};
+use crate::service::JobEvent;
+use crate::store::JobError;
+
+/// Routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/jobs/{id}/events", get(events))
+}
+
+#[derive(Debug, Serialize)]
+struct DoneData {
+    status: JobStatus,
+    error: Option<JobError>,
+}
+
+fn sse_event<T: Serialize>(name: &str, data: &T) -> Event {
+    Event::default()
+        .event(name)
+        .json_data(data)
+        .unwrap_or_else(|_| Event::default().event(name).data("{}"))
+}
+
+/// Per-connection state of the live part of the stream.
+struct Live {
+    state: AppState,
+    job: JobId,
+    receiver: tokio::sync::broadcast::Receiver<JobEvent>,
+    /// The last epoch sent, so a row both stored and broadcast is sent once.
+    last_epoch: u32,
+    finished: bool,
+}
+
+async fn events(
+    State(state): State<AppState>,
+    path: Result<Path<JobId>, PathRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let id = job_id(path)?;
+    let receiver = state.service().subscribe();
+    let job = state
+        .store()
+        .job(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            what: format!("job {id}"),
+        })?;
+    let rows = state.store().epoch_metrics(id).await?;
+    let finished = job.status.is_finished();
+    let done = DoneData {
+        status: job.status,
+        error: job.error.clone(),
+    };
+    let mut initial = vec![sse_event("status", &view(&state, job).await?)];
+    let last_epoch = rows.last().map_or(0, |row| row.epoch);
+    initial.extend(rows.iter().map(|row| sse_event("epoch", row)));
+    if finished {
+        initial.push(sse_event("done", &done));
+    }
+
+    let live = Live {
+        state,
+        job: id,
+        receiver,
+        last_epoch,
+        finished,
+    };
+    let live = stream::unfold(live, next_live_event);
+    let stream = stream::iter(initial).chain(live).map(Ok);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The next live event of this job, or `None` once it is done.
+async fn next_live_event(mut live: Live) -> Option<(Event, Live)> {
+    loop {
+        if live.finished {
+            return None;
+        }
+        let received = tokio::select! {
+            received = live.receiver.recv() => received,
+            () = live.state.service().closed() => return None,
+        };
+        let event = match received {
+            Ok(event) => event,
+            Err(RecvError::Closed) => return None,
+            Err(RecvError::Lagged(_)) => {
+                // Too slow to keep up: resend the current state instead of the missed ticks.
+                match live.state.store().job(live.job).await {
+                    Ok(Some(job)) => match view(&live.state, job).await {
+                        Ok(view) => return Some((sse_event("status", &view), live)),
+                        Err(_) => return None,
+                    },
+                    _ => return None,
+                }
+            }
+        };
+        if event.job() != live.job {
+            continue;
+        }
+        let out = match event {
+            JobEvent::Status { status, .. } => {
+                sse_event("status", &serde_json::json!({"status": status}))
+            }
+            JobEvent::Progress { progress, .. } => sse_event("progress", &progress),
+            JobEvent::Epoch { metrics, .. } => {
+                if metrics.epoch <= live.last_epoch {
+                    continue;
+                }
+                live.last_epoch = metrics.epoch;
+                sse_event("epoch", &metrics)
+            }
+            JobEvent::Done { status, error, .. } => {
+                live.finished = true;
+                sse_event("done", &DoneData { status, error })
+            }
+        };
+        return Some((out, live));
+    }
+}

@@ -1,0 +1,195 @@
+//! `AppJson`: the JSON body extractor that answers in our error shape.
+//!
+//! axum's own `Json` rejects with plain-text bodies and does not say which
+//! field was wrong. Clients of lrlab need to know exactly that, so this
+//! extractor reads the body itself and maps each failure to an [`ApiError`]:
+//! wrong content type → 415, body over the limit → 413, malformed JSON → 400,
+//! well-formed JSON of the wrong shape → 422 with the offending field's path.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// The largest request body lrlab reads (1 MiB); also enforced by a layer.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// A JSON request body, deserialized with path-aware errors.
+#[derive(Debug, Clone)]
+pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge { limit: BODY_LIMIT }
+            } else {
+                ApiError::BadRequest {
+                    code: "unreadable_body",
+                    message: format!("could not read the request body: {rejection}"),
+                    path: None,
+                }
+            }
+        })?;
+        parse_json(&bytes).map(AppJson)
+    }
+}
+
+/// Parses `bytes` as JSON into `T`: a syntax error is a 400, a shape error a 422 naming the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|err| ApiError::BadRequest {
+            code: "invalid_json",
+            message: format!("request body is not valid JSON: {err}"),
+            path: None,
+        })?;
+    from_value(value)
+}
+
+/// Deserializes an already parsed JSON value, naming the offending field on failure.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let parent = match err.path().to_string() {
+            root if root == "." => String::new(),
+            path => path,
+        };
+        let message = err.inner().to_string();
+        let (code, path) = describe_serde_error(&parent, &message);
+        ApiError::Unprocessable {
+            code,
+            message,
+            path,
+        }
+    })
+}
+
+/// Classifies a serde message and, for field-level messages reported at the
+/// parent object, appends the field's own name so the path points at it.
+fn describe_serde_error(parent: &str, message: &str) -> (&'static str, String) {
+    // serde_path_to_error reports some field errors at the field itself and
+    // some at its parent object: name the field exactly once.
+    let named_field = || match message.split('`').nth(1) {
+        Some(field) if parent != field && !parent.ends_with(&format!(".{field}")) => {
+            join_path(parent, field)
+        }
+        _ => parent.to_string(),
+    };
+    if message.starts_with("unknown field") {
+        ("unknown_field", named_field())
+    } else if message.starts_with("missing field") {
+        ("missing_field", named_field())
+    } else if message.starts_with("invalid type") {
+        ("invalid_type", parent.to_string())
+    } else if message.starts_with("unknown variant") {
+        ("unknown_value", parent.to_string())
+    } else {
+        ("invalid_value", parent.to_string())
+    }
+}
+
+/// Joins a parent path and a field name with a dot (no dot at the root).
+pub fn join_path(parent: &str, field: &str) -> String {
+    if parent.is_empty() {
+        field.to_string()
+    } else {
+        format!("{parent}.{field}")
+    }
+}
+
+/// `application/json` or any `application/*+json`, with or without parameters.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let essence = essence.to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "fields exist only to be deserialized")]
+    struct Probe {
+        steps: u32,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "fields exist only to be deserialized")]
+    struct Inner {
+        lr: f64,
+    }
+
+    fn unprocessable(err: ApiError) -> (&'static str, String) {
+        match err {
+            ApiError::Unprocessable { code, path, .. } => (code, path),
+            other => panic!("expected a 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_json_is_a_bad_request() {
+        let err = parse_json::<Probe>(b"{\"steps\": ").unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(err.code(), "invalid_json");
+    }
+
+    #[test]
+    fn unknown_nested_field_is_named_in_the_path() {
+        let err =
+            parse_json::<Probe>(br#"{"steps": 3, "inner": {"lr": 1, "lrr": 2}}"#).unwrap_err();
+        assert_eq!(
+            unprocessable(err),
+            ("unknown_field", "inner.lrr".to_string())
+        );
+    }
+
+    #[test]
+    fn missing_field_at_the_root_is_named_in_the_path() {
+        let err = parse_json::<Probe>(b"{}").unwrap_err();
+        assert_eq!(unprocessable(err), ("missing_field", "steps".to_string()));
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let err = parse_json::<Probe>(br#"{"steps": "many"}"#).unwrap_err();
+        assert_eq!(unprocessable(err), ("invalid_type", "steps".to_string()));
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_json(&headers));
+        for (value, expected) in [
+            ("application/json", true),
+            ("application/json; charset=utf-8", true),
+            ("application/problem+json", true),
+            ("text/plain", false),
+            ("application/x-www-form-urlencoded", false),
+        ] {
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            assert_eq!(is_json(&headers), expected, "{value}");
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Warnings for jobs that will run, but probably not as their author meant.
+//!
+//! The most common scheduling mistake is mixing up epochs and updates: a
+//! cosine with `max_steps: 20` on a job stepped per update is over after 20
+//! of its ~2,300 updates; with `max_steps: 4690` on a job stepped per epoch
+//! it barely moves. Both are valid specs, so lrlab accepts them and says so.
+
+use serde::{Deserialize, Serialize};
+
+use super::spec::{JobSpec, FASHION_MNIST_TRAIN_LEN};
+use crate::schedule::Schedule;
+use crate::train::ScheduleUnit;
+
+/// Effective rates above this make this LeNet diverge under SGD (measured:
+/// PyTorch's runs from 2.0 and from 0.5 with momentum-free SGD end at 10%).
+pub const DIVERGENCE_RATE: f64 = 1.0;
+
+/// At most this many steps are evaluated when scanning a job's rates.
+const SCAN_POINTS: u64 = 100_000;
+
+/// One warning: a stable code, a sentence, and the field it concerns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warning {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl Warning {
+    fn new(code: &str, path: Option<String>, message: String) -> Self {
+        Warning {
+            code: code.to_string(),
+            message,
+            path,
+        }
+    }
+}
+
+/// Every warning that applies to `spec`, assuming the full Fashion-MNIST
+/// training split (60,000 images, cut by `train_limit`).
+pub fn job_warnings(spec: &JobSpec) -> Vec<Warning> {
+    let Ok(schedule) = Schedule::new(spec.schedule.clone()) else {
+        // A stored spec was validated on submission; nothing to warn about here.
+        return Vec::new();
+    };
+    let updates = spec.total_steps(FASHION_MNIST_TRAIN_LEN);
+    let (total, unit, other_unit) = match spec.schedule_unit {
+        ScheduleUnit::Epoch => (u64::from(spec.epochs), "epoch", "step"),
+        ScheduleUnit::Step => (updates, "update", "epoch"),
+    };
+    let mut warnings = Vec::new();
+
+    if let Some((path, length)) = schedule.max_step_reference() {
+        if length > total {
+            let hint = if spec.schedule_unit == ScheduleUnit::Epoch && length <= updates {
+                format!(
+                    " (the job makes {updates} updates: did you mean \"schedule_unit\": \"step\"?)"
+                )
+            } else {
+                String::new()
+            };
+            warnings.push(Warning::new(
+                "schedule_longer_than_job",
+                Some(format!("schedule.{path}")),
+                format!(
+                    "schedule.{path} is {length}, but the job runs only {total} {unit}s: the schedule will not get there{hint}"
+                ),
+            ));
+        }
+    }
+
+    let (peak_step, peak) = peak_rate(&schedule, total);
+    if let Some(horizon) = schedule.horizon() {
+        // Only a curve that has come down to its end value is a mistake when
+        // it flattens early; a warm-up into a constant rate is meant to.
+        let decayed = schedule.lr(horizon) < peak;
+        if decayed && horizon > 0 && horizon.saturating_mul(2) < total {
+            let hint =
+                if spec.schedule_unit == ScheduleUnit::Step && horizon <= u64::from(spec.epochs) {
+                    format!(" (did you mean \"schedule_unit\": \"{other_unit}\"?)")
+                } else {
+                    String::new()
+                };
+            warnings.push(Warning::new(
+                "schedule_ends_early",
+                Some("schedule".to_string()),
+                format!(
+                    "the schedule stops changing after {unit} {horizon} of {total}: the rest of the job runs at a fixed rate of {}{hint}",
+                    schedule.lr(horizon)
+                ),
+            ));
+        }
+    }
+
+    if schedule.lr(0) == 0.0 {
+        warnings.push(Warning::new(
+            "zero_rate_at_start",
+            Some("schedule".to_string()),
+            format!("the rate at {unit} 0 is 0: that {unit} trains nothing"),
+        ));
+    }
+
+    let effective = peak / (1.0 - spec.optimizer.momentum);
+    if effective > DIVERGENCE_RATE {
+        let momentum_note = if spec.optimizer.momentum > 0.0 {
+            format!(
+                " (with momentum {}, an effective rate of {effective:.3})",
+                spec.optimizer.momentum
+            )
+        } else {
+            String::new()
+        };
+        warnings.push(Warning::new(
+            "rate_likely_diverges",
+            Some("schedule".to_string()),
+            format!(
+                "the rate reaches {peak} at {unit} {peak_step}{momentum_note}; this LeNet usually diverges under SGD above {DIVERGENCE_RATE}"
+            ),
+        ));
+    }
+    warnings
+}
+
+/// The highest rate over steps `0..total` and where it is, scanning at most
+/// [`SCAN_POINTS`] evenly spaced steps (enough for every closed-form kind).
+fn peak_rate(schedule: &Schedule, total: u64) -> (u64, f64) {
+    let total = total.max(1);
+    let stride = total.div_ceil(SCAN_POINTS).max(1);
+    (0..total)
+        .step_by(usize::try_from(stride).unwrap_or(usize::MAX))
+        .map(|t| (t, schedule.lr(t)))
+        .fold((0, f64::MIN), |best, candidate| {
+            if candidate.1 > best.1 {
+                candidate
+            } else {
+                best
+            }
+        })
+}

@@ -1,0 +1,446 @@
+//! Jobs: submission, the queue (claim, requeue), cancellation, deletion, listing.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{Store, StoreError};
+use crate::job::{JobId, JobSpec, JobStatus, Warning};
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub spec: JobSpec,
+    pub warnings: Vec<Warning>,
+    pub status: JobStatus,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    /// How many times a worker has started (or resumed) it.
+    pub attempts: i64,
+    pub worker: Option<String>,
+    pub device: Option<String>,
+    pub cancel_requested: bool,
+    pub error: Option<JobError>,
+    pub total_steps: i64,
+    /// Epochs completed so far.
+    pub progress_epoch: i64,
+    /// Updates completed so far.
+    pub progress_step: i64,
+}
+
+/// Why a job failed: a stable code and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobError {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct JobRow {
+    id: i64,
+    spec: String,
+    warnings: String,
+    status: JobStatus,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+    attempts: i64,
+    worker: Option<String>,
+    device: Option<String>,
+    cancel_requested: bool,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    total_steps: i64,
+    progress_epoch: i64,
+    progress_step: i64,
+}
+
+const JOB_COLUMNS: &str = "id, spec, warnings, status, created_at, started_at, finished_at, \
+     updated_at, attempts, worker, device, cancel_requested, error_code, error_message, \
+     total_steps, progress_epoch, progress_step";
+
+impl TryFrom<JobRow> for JobRecord {
+    type Error = StoreError;
+
+    fn try_from(row: JobRow) -> Result<Self, StoreError> {
+        let corrupt = |source| StoreError::CorruptJson {
+            job: row.id,
+            source,
+        };
+        let spec = serde_json::from_str(&row.spec).map_err(corrupt)?;
+        let warnings = serde_json::from_str(&row.warnings).map_err(corrupt)?;
+        let error = row.error_code.map(|code| JobError {
+            code,
+            message: row.error_message.unwrap_or_default(),
+        });
+        Ok(JobRecord {
+            id: row.id,
+            spec,
+            warnings,
+            status: row.status,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            updated_at: row.updated_at,
+            attempts: row.attempts,
+            worker: row.worker,
+            device: row.device,
+            cancel_requested: row.cancel_requested,
+            error,
+            total_steps: row.total_steps,
+            progress_epoch: row.progress_epoch,
+            progress_step: row.progress_step,
+        })
+    }
+}
+
+/// A job to insert.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    pub spec: &'a JobSpec,
+    pub warnings: &'a [Warning],
+    /// Updates the job will make, as far as is known before its data is loaded.
+    pub total_steps: u64,
+    /// The client's `Idempotency-Key` and a hash of its request body.
+    pub idempotency: Option<(&'a str, &'a str)>,
+}
+
+/// The outcome of a submission.
+#[derive(Debug, Clone)]
+pub enum Submitted {
+    /// A new job.
+    Created(JobRecord),
+    /// The idempotency key was seen before with the same request: the first job.
+    Replayed(JobRecord),
+    /// The idempotency key was seen before with a different request.
+    KeyReused { existing: JobId },
+}
+
+/// The outcome of a cancel request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// It was queued and is now canceled.
+    Canceled,
+    /// It is running; its worker stops it at the next batch.
+    Requested,
+    /// It had already finished with this status.
+    AlreadyFinished(JobStatus),
+    NotFound,
+}
+
+/// The outcome of a delete request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    /// Only finished jobs can be deleted.
+    NotFinished(JobStatus),
+    NotFound,
+}
+
+/// Which jobs to list: newest first, `limit` of them, older than `before`.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub statuses: Vec<JobStatus>,
+    pub name: Option<String>,
+    pub before: Option<JobId>,
+    pub limit: u32,
+}
+
+impl Store {
+    /// Inserts a job, or with an idempotency key seen before returns the first one.
+    pub async fn submit(&self, job: NewJob<'_>) -> Result<Submitted, StoreError> {
+        if let Some((key, hash)) = job.idempotency {
+            if let Some(found) = self.find_by_idempotency_key(key, hash).await? {
+                return Ok(found);
+            }
+        }
+        let now = Utc::now();
+        let spec = serde_json::to_string(job.spec).map_err(StoreError::Encode)?;
+        let warnings = serde_json::to_string(job.warnings).map_err(StoreError::Encode)?;
+        let (key, hash) = job.idempotency.unzip();
+        let inserted = sqlx::query_as::<_, JobRow>(&format!(
+            "INSERT INTO jobs (name, spec, warnings, status, priority, idempotency_key, request_hash, \
+             created_at, updated_at, epochs, total_steps) \
+             VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?) RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(&job.spec.name)
+        .bind(spec)
+        .bind(warnings)
+        .bind(job.spec.priority)
+        .bind(key)
+        .bind(hash)
+        .bind(now)
+        .bind(now)
+        .bind(i64::from(job.spec.epochs))
+        .bind(i64::try_from(job.total_steps).unwrap_or(i64::MAX))
+        .fetch_one(&self.pool)
+        .await;
+        match inserted {
+            Ok(row) => Ok(Submitted::Created(row.try_into()?)),
+            // Two submissions with one key raced: the other one won.
+            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+                let (Some(key), Some(hash)) = (key, hash) else {
+                    return Err(sqlx::Error::Database(err).into());
+                };
+                match self.find_by_idempotency_key(key, hash).await? {
+                    Some(found) => Ok(found),
+                    None => Err(sqlx::Error::Database(err).into()),
+                }
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn find_by_idempotency_key(
+        &self,
+        key: &str,
+        hash: &str,
+    ) -> Result<Option<Submitted>, StoreError> {
+        let row = sqlx::query_as::<_, (i64, Option<String>)>(
+            "SELECT id, request_hash FROM jobs WHERE idempotency_key = ?",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((id, stored_hash)) = row else {
+            return Ok(None);
+        };
+        if stored_hash.as_deref() != Some(hash) {
+            return Ok(Some(Submitted::KeyReused { existing: id }));
+        }
+        Ok(self.job(id).await?.map(Submitted::Replayed))
+    }
+
+    /// One job by id.
+    pub async fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        let row =
+            sqlx::query_as::<_, JobRow>(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(JobRecord::try_from).transpose()
+    }
+
+    /// A page of jobs, newest first, and how many jobs match the filter in all.
+    pub async fn list_jobs(&self, filter: &JobFilter) -> Result<(Vec<JobRecord>, i64), StoreError> {
+        let mut page =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
+        push_filter(&mut page, filter);
+        if let Some(before) = filter.before {
+            page.push(" AND id < ").push_bind(before);
+        }
+        page.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        let rows = page
+            .build_query_as::<JobRow>()
+            .fetch_all(&self.pool)
+            .await?;
+        let jobs = rows
+            .into_iter()
+            .map(JobRecord::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM jobs WHERE 1 = 1");
+        push_filter(&mut count, filter);
+        let (total,) = count
+            .build_query_as::<(i64,)>()
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((jobs, total))
+    }
+
+    /// How many queued jobs will be claimed before this one (0: it is next).
+    pub async fn queue_position(&self, job: &JobRecord) -> Result<i64, StoreError> {
+        let (ahead,) = sqlx::query_as::<_, (i64,)>(
+            "SELECT COUNT(*) FROM jobs WHERE status = 'queued' \
+             AND (priority > ? OR (priority = ? AND id < ?))",
+        )
+        .bind(job.spec.priority)
+        .bind(job.spec.priority)
+        .bind(job.id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ahead)
+    }
+
+    /// Atomically takes the next queued job (highest priority, then oldest)
+    /// for `worker`. One statement, so two workers can never take the same job.
+    pub async fn claim_next(
+        &self,
+        worker: &str,
+        device: &str,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        let now = Utc::now();
+        let row = sqlx::query_as::<_, JobRow>(&format!(
+            "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), \
+             updated_at = ?, attempts = attempts + 1, worker = ?, device = ? \
+             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
+                         ORDER BY priority DESC, id ASC LIMIT 1) \
+             AND status = 'queued' \
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(now)
+        .bind(worker)
+        .bind(device)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(JobRecord::try_from).transpose()
+    }
+
+    /// Puts every job left `running` (by a crash) back in the queue; returns their ids.
+    pub async fn requeue_abandoned(&self) -> Result<Vec<JobId>, StoreError> {
+        let ids = sqlx::query_as::<_, (i64,)>(
+            "UPDATE jobs SET status = 'queued', worker = NULL, updated_at = ? \
+             WHERE status = 'running' RETURNING id",
+        )
+        .bind(Utc::now())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Puts one running job back in the queue (graceful shutdown); it resumes
+    /// from its last checkpoint when claimed again.
+    pub async fn requeue(&self, id: JobId) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'queued', worker = NULL, updated_at = ? \
+             WHERE id = ? AND status = 'running'",
+        )
+        .bind(Utc::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends a running job with `status` and, for failures, its error.
+    pub async fn finish(
+        &self,
+        id: JobId,
+        status: JobStatus,
+        error: Option<&JobError>,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        sqlx::query(
+            "UPDATE jobs SET status = ?, finished_at = ?, updated_at = ?, \
+             error_code = ?, error_message = ? WHERE id = ?",
+        )
+        .bind(status)
+        .bind(now)
+        .bind(now)
+        .bind(error.map(|e| e.code.as_str()))
+        .bind(error.map(|e| e.message.as_str()))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Cancels a queued job at once, or flags a running one for its worker.
+    pub async fn cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
+        let now = Utc::now();
+        let canceled = sqlx::query(
+            "UPDATE jobs SET status = 'canceled', cancel_requested = 1, finished_at = ?, \
+             updated_at = ? WHERE id = ? AND status = 'queued'",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if canceled.rows_affected() == 1 {
+            return Ok(CancelOutcome::Canceled);
+        }
+        let flagged = sqlx::query(
+            "UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ? AND status = 'running'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if flagged.rows_affected() == 1 {
+            return Ok(CancelOutcome::Requested);
+        }
+        Ok(match self.status(id).await? {
+            Some(status) => CancelOutcome::AlreadyFinished(status),
+            None => CancelOutcome::NotFound,
+        })
+    }
+
+    /// Whether a cancel was requested for this job.
+    pub async fn cancel_requested(&self, id: JobId) -> Result<bool, StoreError> {
+        let row = sqlx::query_as::<_, (bool,)>("SELECT cancel_requested FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some_and(|(requested,)| requested))
+    }
+
+    /// Deletes a finished job with its metrics (the caller removes its artifacts).
+    pub async fn delete(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM jobs WHERE id = ? AND status IN ('succeeded', 'failed', 'canceled')",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if deleted.rows_affected() == 1 {
+            return Ok(DeleteOutcome::Deleted);
+        }
+        Ok(match self.status(id).await? {
+            Some(status) => DeleteOutcome::NotFinished(status),
+            None => DeleteOutcome::NotFound,
+        })
+    }
+
+    async fn status(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
+        let row = sqlx::query_as::<_, (JobStatus,)>("SELECT status FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(status,)| status))
+    }
+
+    /// Records how far a running job has got.
+    pub async fn set_progress(&self, id: JobId, epoch: u32, step: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET progress_epoch = ?, progress_step = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(i64::from(epoch))
+        .bind(i64::try_from(step).unwrap_or(i64::MAX))
+        .bind(Utc::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Corrects a job's total update count once its data set is loaded.
+    pub async fn set_total_steps(&self, id: JobId, total_steps: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET total_steps = ? WHERE id = ?")
+            .bind(i64::try_from(total_steps).unwrap_or(i64::MAX))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn push_filter(query: &mut QueryBuilder<'_, Sqlite>, filter: &JobFilter) {
+    if !filter.statuses.is_empty() {
+        query.push(" AND status IN (");
+        let mut list = query.separated(", ");
+        for status in &filter.statuses {
+            list.push_bind(status.as_str());
+        }
+        list.push_unseparated(")");
+    }
+    if let Some(name) = &filter.name {
+        query.push(" AND name = ").push_bind(name.clone());
+    }
+}

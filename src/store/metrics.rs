@@ -1,0 +1,216 @@
+//! Per-epoch metrics and per-update records of jobs.
+
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{Store, StoreError};
+use crate::job::JobId;
+use crate::train::{EpochMetrics, EpochReport, StepRecord};
+
+/// SQLite binds at most 32,766 variables per statement; 3 per step row.
+const STEP_ROWS_PER_INSERT: usize = 5_000;
+
+#[derive(Debug, sqlx::FromRow)]
+struct EpochRow {
+    epoch: i64,
+    train_loss: f64,
+    train_acc: f64,
+    test_loss: f64,
+    test_acc: f64,
+    lr: f64,
+    lr_min: f64,
+    lr_max: f64,
+    seconds: f64,
+    eval_seconds: f64,
+    examples_per_sec: f64,
+}
+
+impl From<EpochRow> for EpochMetrics {
+    fn from(row: EpochRow) -> Self {
+        EpochMetrics {
+            epoch: u32::try_from(row.epoch).unwrap_or(0),
+            train_loss: row.train_loss,
+            train_acc: row.train_acc,
+            test_loss: row.test_loss,
+            test_acc: row.test_acc,
+            lr: row.lr,
+            lr_min: row.lr_min,
+            lr_max: row.lr_max,
+            seconds: row.seconds,
+            eval_seconds: row.eval_seconds,
+            examples_per_sec: row.examples_per_sec,
+        }
+    }
+}
+
+impl Store {
+    /// Stores one epoch's metrics row and its per-update records in one
+    /// transaction, and moves the job's progress to the epoch's end.
+    ///
+    /// Rows are upserted: an epoch redone after a crash (its checkpoint was
+    /// not yet written) replaces its first, identical rows instead of
+    /// duplicating them.
+    pub async fn record_epoch(&self, id: JobId, report: &EpochReport) -> Result<(), StoreError> {
+        let m = &report.metrics;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO epoch_metrics (job_id, epoch, train_loss, train_acc, test_loss, \
+             test_acc, lr, lr_min, lr_max, seconds, eval_seconds, examples_per_sec) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(i64::from(m.epoch))
+        .bind(m.train_loss)
+        .bind(m.train_acc)
+        .bind(m.test_loss)
+        .bind(m.test_acc)
+        .bind(m.lr)
+        .bind(m.lr_min)
+        .bind(m.lr_max)
+        .bind(m.seconds)
+        .bind(m.eval_seconds)
+        .bind(m.examples_per_sec)
+        .execute(&mut *tx)
+        .await?;
+        for chunk in report.steps.chunks(STEP_ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT OR REPLACE INTO step_records (job_id, step, lr, loss) ",
+            );
+            insert.push_values(chunk, |mut row, step| {
+                row.push_bind(id)
+                    .push_bind(i64::try_from(step.step).unwrap_or(i64::MAX))
+                    .push_bind(step.lr)
+                    .push_bind(finite_or_null(step.loss));
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        let next_step = report.steps.last().map_or(0, |last| last.step + 1);
+        sqlx::query(
+            "UPDATE jobs SET progress_epoch = ?, progress_step = MAX(progress_step, ?) WHERE id = ?",
+        )
+        .bind(i64::from(m.epoch))
+        .bind(i64::try_from(next_step).unwrap_or(i64::MAX))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every stored epoch of a job, in order.
+    pub async fn epoch_metrics(&self, id: JobId) -> Result<Vec<EpochMetrics>, StoreError> {
+        let rows = sqlx::query_as::<_, EpochRow>(
+            "SELECT epoch, train_loss, train_acc, test_loss, test_acc, lr, lr_min, lr_max, seconds, \
+             eval_seconds, examples_per_sec FROM epoch_metrics WHERE job_id = ? ORDER BY epoch",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(EpochMetrics::from).collect())
+    }
+
+    /// Up to `limit` per-update records of a job from update `from` on.
+    pub async fn steps(
+        &self,
+        id: JobId,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<StepRecord>, StoreError> {
+        let rows = sqlx::query_as::<_, (i64, f64, Option<f64>)>(
+            "SELECT step, lr, loss FROM step_records WHERE job_id = ? AND step >= ? \
+             ORDER BY step LIMIT ?",
+        )
+        .bind(id)
+        .bind(i64::try_from(from).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(step, lr, loss)| StepRecord {
+                step: u64::try_from(step).unwrap_or(0),
+                lr,
+                loss: loss.unwrap_or(f64::NAN),
+            })
+            .collect())
+    }
+
+    /// How many per-update records a job has.
+    pub async fn step_count(&self, id: JobId) -> Result<i64, StoreError> {
+        let (count,) =
+            sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM step_records WHERE job_id = ?")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(count)
+    }
+}
+
+/// SQLite stores NaN as NULL anyway; say so explicitly (a diverged batch).
+fn finite_or_null(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
+}
+
+/// The latest and the best (highest test accuracy) epoch of a job.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricSummary {
+    pub latest: Option<EpochMetrics>,
+    pub best: Option<EpochMetrics>,
+}
+
+impl Store {
+    /// Latest and best epoch of each of `ids`, in two queries whatever their number.
+    pub async fn metric_summaries(
+        &self,
+        ids: &[JobId],
+    ) -> Result<std::collections::HashMap<JobId, MetricSummary>, StoreError> {
+        let mut summaries: std::collections::HashMap<JobId, MetricSummary> =
+            std::collections::HashMap::new();
+        if ids.is_empty() {
+            return Ok(summaries);
+        }
+        const COLUMNS: &str = "m.job_id AS job_id, m.epoch AS epoch, m.train_loss AS train_loss, \
+             m.train_acc AS train_acc, m.test_loss AS test_loss, m.test_acc AS test_acc, m.lr AS lr, \
+             m.lr_min AS lr_min, m.lr_max AS lr_max, m.seconds AS seconds, \
+             m.eval_seconds AS eval_seconds, m.examples_per_sec AS examples_per_sec";
+        // Latest: the row with the highest epoch. Best: the highest test
+        // accuracy, the earliest such epoch on ties.
+        for (pick_best, order) in [
+            (false, "m.epoch DESC"),
+            (true, "m.test_acc DESC, m.epoch ASC"),
+        ] {
+            let mut query = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {COLUMNS} FROM epoch_metrics m WHERE m.job_id IN ("
+            ));
+            let mut list = query.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            list.push_unseparated(format!(
+                ") AND m.epoch = (SELECT n.epoch FROM epoch_metrics n WHERE n.job_id = m.job_id \
+                 ORDER BY {} LIMIT 1)",
+                order.replace("m.", "n.")
+            ));
+            let rows = query
+                .build_query_as::<JobEpochRow>()
+                .fetch_all(&self.pool)
+                .await?;
+            for row in rows {
+                let entry = summaries.entry(row.job_id).or_default();
+                let metrics = EpochMetrics::from(row.metrics);
+                if pick_best {
+                    entry.best = Some(metrics);
+                } else {
+                    entry.latest = Some(metrics);
+                }
+            }
+        }
+        Ok(summaries)
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct JobEpochRow {
+    job_id: i64,
+    #[sqlx(flatten)]
+    metrics: EpochRow,
+}

@@ -1,0 +1,79 @@
+//! Device names as users type them, mapped to candle devices.
+
+use candle_core::Device;
+
+use super::TrainError;
+
+/// Parses `cpu`, `cuda`, `cuda:N`, `metal` or `metal:N`.
+///
+/// GPU backends only exist when lrlab is built with the matching cargo feature; asking for one
+/// in a build without it is an error that says how to get it, rather than a silent CPU run.
+pub fn parse_device(s: &str) -> Result<Device, TrainError> {
+    let s = s.trim();
+    let (kind, ordinal) = match s.split_once(':') {
+        Some((kind, n)) => {
+            let n: usize = n.parse().map_err(|_| {
+                TrainError::Device(format!("bad device ordinal in {s:?}: expected e.g. cuda:0"))
+            })?;
+            (kind, n)
+        }
+        None => (s, 0),
+    };
+    match kind {
+        "cpu" if !s.contains(':') => Ok(Device::Cpu),
+        "cuda" => cuda(ordinal),
+        "metal" => metal(ordinal),
+        _ => Err(TrainError::Device(format!(
+            "unknown device {s:?}: expected cpu, cuda, cuda:N, metal or metal:N"
+        ))),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(ordinal: usize) -> Result<Device, TrainError> {
+    Device::new_cuda(ordinal).map_err(|e| TrainError::Device(format!("cuda:{ordinal}: {e}")))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(ordinal: usize) -> Result<Device, TrainError> {
+    Err(TrainError::Device(format!(
+        "cuda:{ordinal} requested but this lrlab was built without CUDA support; \
+         rebuild with `cargo build --release --features cuda`"
+    )))
+}
+
+#[cfg(feature = "metal")]
+fn metal(ordinal: usize) -> Result<Device, TrainError> {
+    Device::new_metal(ordinal).map_err(|e| TrainError::Device(format!("metal:{ordinal}: {e}")))
+}
+
+#[cfg(not(feature = "metal"))]
+fn metal(ordinal: usize) -> Result<Device, TrainError> {
+    Err(TrainError::Device(format!(
+        "metal:{ordinal} requested but this lrlab was built without Metal support; \
+         rebuild with `cargo build --release --features metal`"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_parses_and_junk_is_rejected_with_the_valid_names() {
+        assert!(parse_device("cpu").unwrap().is_cpu());
+        for bad in ["gpu", "cpu:1", "cuda:x", ""] {
+            let err = parse_device(bad).unwrap_err();
+            assert_eq!(err.code(), "device", "{bad}");
+        }
+        let msg = parse_device("tpu").unwrap_err().to_string();
+        assert!(msg.contains("cuda:N"), "{msg}");
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_says_how_to_enable_it() {
+        let msg = parse_device("cuda:0").unwrap_err().to_string();
+        assert!(msg.contains("--features cuda"), "{msg}");
+    }
+}
