@@ -473,3 +473,115 @@ fn shape_errors_are_reported_not_panics() {
     )
     .is_err());
 }
+
+/// Parameters of a freshly initialised LeNet, as tracked tensors.
+fn lenet_params(seed: u64) -> Vec<Tensor> {
+    let net = crate::train::LeNet::new(seed, DType::F32, &Device::Cpu).unwrap();
+    net.vars()
+        .iter()
+        .map(|v| Var::from_tensor(v.as_tensor()).unwrap().as_tensor().clone())
+        .collect()
+}
+
+#[test]
+fn whole_network_gradients_match_the_reference_path() {
+    use crate::train::{model::forward_with, ops};
+    let mut r = rng(100);
+    let x = randn(&mut r, &[5, 1, 28, 28]);
+    let labels = Tensor::new(&[3u32, 1, 4, 1, 5], &Device::Cpu).unwrap();
+    let params = lenet_params(1);
+    let run = || {
+        let logits = forward_with(&params, &x).unwrap();
+        let loss = ops::cross_entropy(&logits, &labels).unwrap();
+        let grads = loss.backward().unwrap();
+        let g: Vec<Tensor> = params
+            .iter()
+            .map(|p| grads.get(p).unwrap().clone())
+            .collect();
+        (logits, g)
+    };
+    let (fast_logits, fast_grads) = run();
+    let (ref_logits, ref_grads) = ops::with_reference_ops(run);
+    assert_close("logits", &fast_logits, &ref_logits, 1e-5);
+    for (i, (f, s)) in fast_grads.iter().zip(&ref_grads).enumerate() {
+        assert!(
+            values(s).iter().any(|v| *v != 0.0),
+            "parameter {i} has no gradient"
+        );
+        assert_close(&format!("gradient of parameter {i}"), f, s, 1e-4);
+    }
+}
+
+#[test]
+fn training_with_fast_kernels_matches_the_reference_path() {
+    use std::sync::atomic::AtomicBool;
+
+    use crate::data::{synthetic, Dataset, Limits};
+    use crate::schedule::ScheduleSpec;
+    use crate::train::{
+        ops, train, EpochReport, RunSpec, ScheduleUnit, SgdConfig, TrainConfig, TrainObserver,
+    };
+
+    struct Quiet;
+    impl TrainObserver for Quiet {
+        fn on_epoch(
+            &mut self,
+            _: &EpochReport,
+        ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::write_dataset(dir.path(), 512, 256, 7, false).unwrap();
+    let data = Dataset::load(dir.path(), Limits::default(), &Device::Cpu).unwrap();
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 32,
+        schedule: ScheduleSpec::from_json(&serde_json::json!({"kind": "constant", "lr": 0.05}))
+            .unwrap(),
+        unit: ScheduleUnit::Epoch,
+        optimizer: SgdConfig {
+            momentum: 0.9,
+            ..SgdConfig::default()
+        },
+        seed: 3,
+    };
+    let stop = AtomicBool::new(false);
+    let run = || {
+        let spec = RunSpec {
+            config: &config,
+            data: &data,
+            device: &Device::Cpu,
+            checkpoint_dir: None,
+            stop: &stop,
+        };
+        train(spec, &mut Quiet).unwrap().epochs
+    };
+    let fast = run();
+    let reference = ops::with_reference_ops(run);
+    assert_eq!(fast.len(), 3);
+    for (f, s) in fast.iter().zip(&reference) {
+        // Summation order differs, so the runs drift apart by float rounding only.
+        for (what, a, b) in [
+            ("train loss", f.train_loss, s.train_loss),
+            ("test loss", f.test_loss, s.test_loss),
+        ] {
+            assert!(
+                (a - b).abs() <= 1e-3 * b.abs(),
+                "epoch {}: {what} {a} vs {b}",
+                f.epoch
+            );
+        }
+        assert!(
+            (f.train_acc - s.train_acc).abs() <= 2.0 / 512.0,
+            "{f:?} vs {s:?}"
+        );
+        assert!(
+            (f.test_acc - s.test_acc).abs() <= 2.0 / 256.0,
+            "{f:?} vs {s:?}"
+        );
+    }
+    // The run learned something, so the comparison is not between two untrained networks.
+    assert!(fast[2].train_loss < 0.7 * fast[0].train_loss, "{fast:?}");
+    assert!(fast[2].test_acc > 0.5, "{fast:?}");
+}
