@@ -9,6 +9,7 @@
 //! Layer operations go through [`ops`] only, so faster CPU kernels can replace them without
 //! touching the model or the loop.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 mod config;

@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use super::im2col::{col2im_add, im2col, ConvGeom};
 use super::matmul::{matmul, MatMut, MatRef};
+use super::profile::{timed, Pass};
 use super::storage::{cpu_f32, storage_f32, with_scratch};
 
 /// Column-matrix bytes one task works on at a time: small enough to stay in a core's L2 with
@@ -227,6 +228,23 @@ pub(crate) struct Conv2dOp {
 }
 
 impl Conv2dOp {
+    /// The layer's name in profiles.
+    fn label(&self, g: &ConvGeom) -> String {
+        format!(
+            "conv2d{} {}x{}x{} -> {}x{}x{}, {}x{} pad {}",
+            if self.relu { "+relu" } else { "" },
+            g.c,
+            g.h,
+            g.w,
+            g.k,
+            g.oh,
+            g.ow,
+            g.kh,
+            g.kw,
+            g.pad
+        )
+    }
+
     /// Checks the argument shapes and derives the geometry.
     pub(crate) fn geom(&self, x: &[usize], w: &[usize], b: &[usize]) -> Result<ConvGeom> {
         let (&[n, c, h, wd], &[k, wc, kh, kw], &[bk]) = (x, w, b) else {
@@ -264,12 +282,12 @@ impl CustomOp3 for Conv2dOp {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = self.geom(l1.dims(), l2.dims(), l3.dims())?;
-        let out = forward(
-            cpu_f32(s1, l1)?,
-            cpu_f32(s2, l2)?,
-            cpu_f32(s3, l3)?,
-            &g,
-            self.relu,
+        let (x, w, b) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
+        let out = timed(
+            || self.label(&g),
+            Pass::Forward,
+            g.n,
+            || forward(x, w, b, &g, self.relu),
         );
         Ok((CpuStorage::F32(out), Shape::from((g.n, g.k, g.oh, g.ow))))
     }
@@ -301,13 +319,16 @@ impl CustomOp3 for Conv2dOp {
         } else {
             None
         };
-        let grads = backward(
+        let (xd, wd, gd) = (
             storage_f32(&xs, xl)?,
             storage_f32(&ws, wl)?,
             storage_f32(&gs, gl)?,
-            res,
-            &g,
-            needs,
+        );
+        let grads = timed(
+            || self.label(&g),
+            Pass::Backward,
+            g.n,
+            || backward(xd, wd, gd, res, &g, needs),
         );
         let to_tensor = |v: Option<Vec<f32>>, shape: &[usize]| {
             v.map(|v| Tensor::from_vec(v, shape, &Device::Cpu))

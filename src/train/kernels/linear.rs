@@ -5,6 +5,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, Device, Layout, Result, Shape, Te
 use rayon::prelude::*;
 
 use super::matmul::{matmul, MatMut, MatRef};
+use super::profile::{timed, Pass};
 use super::storage::{cpu_f32, storage_f32};
 
 /// Rows of the batch (or of the weight matrix) per rayon task. Fixed, not derived from the
@@ -124,6 +125,13 @@ pub(crate) fn linear_dims(x: &[usize], w: &[usize], b: &[usize]) -> Result<(usiz
     }
 }
 
+impl LinearOp {
+    /// The layer's name in profiles.
+    fn label(&self, i: usize, o: usize) -> String {
+        format!("linear{} {i} -> {o}", if self.relu { "+relu" } else { "" })
+    }
+}
+
 impl CustomOp3 for LinearOp {
     fn name(&self) -> &'static str {
         if self.relu {
@@ -143,13 +151,12 @@ impl CustomOp3 for LinearOp {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (n, i, o) = linear_dims(l1.dims(), l2.dims(), l3.dims())?;
-        let y = forward(
-            cpu_f32(s1, l1)?,
-            cpu_f32(s2, l2)?,
-            cpu_f32(s3, l3)?,
-            i,
-            o,
-            self.relu,
+        let (x, w, b) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
+        let y = timed(
+            || self.label(i, o),
+            Pass::Forward,
+            n,
+            || forward(x, w, b, i, o, self.relu),
         );
         Ok((CpuStorage::F32(y), Shape::from((n, o))))
     }
@@ -162,7 +169,7 @@ impl CustomOp3 for LinearOp {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (_, i, o) = linear_dims(x.dims(), w.dims(), b.dims())?;
+        let (n, i, o) = linear_dims(x.dims(), w.dims(), b.dims())?;
         let (xc, wc, gc, rc) = (
             x.contiguous()?,
             w.contiguous()?,
@@ -178,13 +185,17 @@ impl CustomOp3 for LinearOp {
         } else {
             None
         };
-        let grads = backward(
+        let (xd, wd, gd) = (
             storage_f32(&xs, xl)?,
             storage_f32(&ws, wl)?,
             storage_f32(&gs, gl)?,
-            res,
-            (i, o),
-            (x.track_op(), w.track_op(), b.track_op()),
+        );
+        let needs = (x.track_op(), w.track_op(), b.track_op());
+        let grads = timed(
+            || self.label(i, o),
+            Pass::Backward,
+            n,
+            || backward(xd, wd, gd, res, (i, o), needs),
         );
         let to_tensor = |v: Option<Vec<f32>>, shape: &[usize]| {
             v.map(|v| Tensor::from_vec(v, shape, &Device::Cpu))

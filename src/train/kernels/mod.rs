@@ -20,6 +20,7 @@ mod im2col;
 mod linear;
 mod matmul;
 mod pool;
+pub mod profile;
 pub mod reference;
 mod storage;
 

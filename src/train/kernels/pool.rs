@@ -4,6 +4,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::profile::{timed, Pass};
 use super::storage::{cpu_f32, storage_f32};
 
 /// Planes (one channel of one image) per rayon task: enough work to amortise scheduling.
@@ -80,6 +81,10 @@ pub(crate) fn backward(x: &[f32], grad: &[f32], planes: usize, h: usize, w: usiz
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct MaxPool2x2Op;
 
+fn label(dims: &[usize]) -> String {
+    format!("max_pool2x2 {}x{}x{}", dims[1], dims[2], dims[3])
+}
+
 fn dims4(dims: &[usize]) -> Result<(usize, usize, usize)> {
     match *dims {
         [n, c, h, w] => Ok((n * c, h, w)),
@@ -95,7 +100,13 @@ impl CustomOp1 for MaxPool2x2Op {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let dims = layout.dims();
         let (planes, h, w) = dims4(dims)?;
-        let out = forward(cpu_f32(storage, layout)?, planes, h, w);
+        let x = cpu_f32(storage, layout)?;
+        let out = timed(
+            || label(dims),
+            Pass::Forward,
+            dims[0],
+            || forward(x, planes, h, w),
+        );
         Ok((
             CpuStorage::F32(out),
             Shape::from((dims[0], dims[1], h / 2, w / 2)),
@@ -110,7 +121,14 @@ impl CustomOp1 for MaxPool2x2Op {
         let (xc, gc) = (arg.contiguous()?, grad.contiguous()?);
         let (xs, xl) = xc.storage_and_layout();
         let (gs, gl) = gc.storage_and_layout();
-        let dx = backward(storage_f32(&xs, xl)?, storage_f32(&gs, gl)?, planes, h, w);
+        let (x, g) = (storage_f32(&xs, xl)?, storage_f32(&gs, gl)?);
+        let dims = arg.dims();
+        let dx = timed(
+            || label(dims),
+            Pass::Backward,
+            dims[0],
+            || backward(x, g, planes, h, w),
+        );
         Ok(Some(Tensor::from_vec(dx, arg.dims(), &Device::Cpu)?))
     }
 }

@@ -1,6 +1,8 @@
 //! Correctness of the custom ops: forward and gradients against candle's reference ops and
 //! against central finite differences, on seeded random inputs.
 
+use std::time::Duration;
+
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -584,4 +586,29 @@ fn training_with_fast_kernels_matches_the_reference_path() {
     // The run learned something, so the comparison is not between two untrained networks.
     assert!(fast[2].train_loss < 0.7 * fast[0].train_loss, "{fast:?}");
     assert!(fast[2].test_acc > 0.5, "{fast:?}");
+}
+
+#[test]
+fn profiling_records_forward_and_backward_per_layer() {
+    let mut r = rng(110);
+    let args = conv_args(&mut r, 3, 2, (9, 9), 4, 3);
+    let _serial = profile::TEST_LOCK.lock();
+    profile::set_profiling(true);
+    let block = |a: &[Tensor]| max_pool2x2(&conv2d_relu(&a[0], &a[1], &a[2], 1)?);
+    let weights = randn(&mut r, &[3, 4, 4, 4]);
+    grads(&block, &args, &[false, true, true], &weights);
+    profile::set_profiling(false);
+    let timings = profile::profile();
+    for layer in ["conv2d+relu 2x9x9 -> 4x9x9, 3x3 pad 1", "max_pool2x2 4x9x9"] {
+        let t = timings
+            .iter()
+            .find(|t| t.layer == layer)
+            .unwrap_or_else(|| panic!("{layer} missing from {timings:?}"));
+        // Other tests may run the same shapes concurrently, hence at least.
+        assert!(t.forward_examples >= 3 && t.backward_examples >= 3, "{t:?}");
+        assert!(
+            t.forward > Duration::ZERO && t.backward > Duration::ZERO,
+            "{t:?}"
+        );
+    }
 }
