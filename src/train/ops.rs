@@ -63,6 +63,15 @@ pub fn conv2d_relu(x: &Tensor, w: &Tensor, b: &Tensor, padding: usize) -> Result
     relu(&conv2d(x, w, b, padding)?)
 }
 
+/// `max_pool2x2(relu(conv2d(x, w, b, padding)))`: on the CPU one op that never stores the
+/// convolution's output (see [`kernels::conv2d_relu_pool2x2`]).
+pub fn conv2d_relu_pool2x2(x: &Tensor, w: &Tensor, b: &Tensor, padding: usize) -> Result<Tensor> {
+    if fast(&[x, w, b]) {
+        return kernels::conv2d_relu_pool2x2(x, w, b, padding);
+    }
+    max_pool2x2(&conv2d_relu(x, w, b, padding)?)
+}
+
 /// 2×2 max-pooling with stride 2 and a correct gradient (see [`super::pool`]).
 pub fn max_pool2x2(x: &Tensor) -> Result<Tensor> {
     if fast(&[x]) {

@@ -1,5 +1,8 @@
-//! Stride-1 2-D convolution (+ bias, optionally + ReLU) as a candle custom op: im2col + GEMM
-//! forward, GEMM weight gradient, GEMM + col2im input gradient, rayon over the batch.
+//! Stride-1 2-D convolution (+ bias, optionally + ReLU, optionally + 2x2 max-pooling) as candle
+//! custom ops: im2col + GEMM forward, GEMM weight gradient, GEMM + col2im input gradient,
+//! rayon over groups of images.
+
+use std::sync::OnceLock;
 
 use candle_core::{bail, CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -21,6 +24,10 @@ const SMALL_DW: usize = 256;
 /// Groups a batch is split into at least (when it has that many images), so that two threads
 /// get several each and can balance the load.
 const MIN_GROUPS: usize = 16;
+
+/// In the fused pooling op, the recorded "window position" of an output whose maximum was not
+/// positive: the ReLU cut it off, so no gradient flows back through it.
+const CUT: u8 = 4;
 
 /// Images processed together in one GEMM: bounded by the cache budget, and small enough to
 /// leave [`MIN_GROUPS`] groups. It deliberately ignores the thread count, so results are
@@ -57,6 +64,27 @@ fn act(v: f32, relu: bool) -> f32 {
     }
 }
 
+/// Output size of 2x2 pooling (a trailing odd row or column is dropped).
+fn pooled(g: &ConvGeom) -> (usize, usize) {
+    (g.oh / 2, g.ow / 2)
+}
+
+/// The convolution without bias of one group of images `x_grp`: `acc` (k x imgs * pixels,
+/// images side by side) = W (k x taps) * cols (taps x imgs * pixels).
+fn group_acc(x_grp: &[f32], w: &[f32], g: &ConvGeom, acc: &mut [f32], cols: &mut [f32]) {
+    let (p, taps) = (g.pixels(), g.taps());
+    let ld = x_grp.len() / g.in_img() * p;
+    for (j, x_img) in x_grp.chunks_exact(g.in_img()).enumerate() {
+        im2col(x_img, g, cols, ld, j * p);
+    }
+    matmul(
+        MatMut::row_major(acc, g.k, ld),
+        MatRef::row_major(w, g.k, taps),
+        MatRef::row_major(cols, taps, ld),
+        false,
+    );
+}
+
 /// Forward pass: `out[n, k] = act(b[k] + sum_c x[n, c] * w[k, c])`, row-major NCHW.
 pub(crate) fn forward(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, relu: bool) -> Vec<f32> {
     let (p, taps, k) = (g.pixels(), g.taps(), g.k);
@@ -68,18 +96,9 @@ pub(crate) fn forward(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, relu: bool)
     out.par_chunks_mut(gsz * g.out_img())
         .zip(x.par_chunks(gsz * g.in_img()))
         .for_each(|(out_grp, x_grp)| {
-            let imgs = out_grp.len() / g.out_img();
-            let ld = imgs * p;
+            let ld = out_grp.len() / g.out_img() * p;
             with_scratch([k * ld, taps * ld], |[acc, cols]| {
-                for (j, x_img) in x_grp.chunks_exact(g.in_img()).enumerate() {
-                    im2col(x_img, g, cols, ld, j * p);
-                }
-                matmul(
-                    MatMut::row_major(acc, k, ld),
-                    MatRef::row_major(w, k, taps),
-                    MatRef::row_major(cols, taps, ld),
-                    false,
-                );
+                group_acc(x_grp, w, g, acc, cols);
                 for (j, out_img) in out_grp.chunks_exact_mut(g.out_img()).enumerate() {
                     for (kk, out_row) in out_img.chunks_exact_mut(p).enumerate() {
                         let src = &acc[kk * ld + j * p..kk * ld + (j + 1) * p];
@@ -94,13 +113,122 @@ pub(crate) fn forward(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, relu: bool)
     out
 }
 
-/// Backward pass. `grad` is the gradient of the op's output; `res`, the op's output, is given
-/// for the ReLU variant (its gradient is masked where the output is not positive).
+/// Output of the fused convolution + bias + ReLU + 2x2 max-pooling.
+pub(crate) struct PooledOut {
+    /// `(n, k, oh / 2, ow / 2)`.
+    pub out: Vec<f32>,
+    /// Per output: the position (0..4, row-major) of its window's first maximum, or [`CUT`]
+    /// when that maximum plus bias was not positive.
+    pub argmax: Vec<u8>,
+}
+
+/// Forward pass of `max_pool2x2(relu(conv2d(x, w, b)))` without materialising the
+/// convolution's output: each group's GEMM result is pooled straight from scratch memory.
+pub(crate) fn forward_relu_pool(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom) -> PooledOut {
+    let (p, taps, k) = (g.pixels(), g.taps(), g.k);
+    let (ph, pw) = pooled(g);
+    let out_img = k * ph * pw;
+    let mut out = vec![0.0f32; g.n * out_img];
+    let mut argmax = vec![CUT; g.n * out_img];
+    if out.is_empty() {
+        return PooledOut { out, argmax };
+    }
+    let gsz = group_size(g);
+    out.par_chunks_mut(gsz * out_img)
+        .zip(argmax.par_chunks_mut(gsz * out_img))
+        .zip(x.par_chunks(gsz * g.in_img()))
+        .for_each(|((out_grp, arg_grp), x_grp)| {
+            let ld = out_grp.len() / out_img * p;
+            with_scratch([k * ld, taps * ld], |[acc, cols]| {
+                group_acc(x_grp, w, g, acc, cols);
+                let planes = out_grp
+                    .chunks_exact_mut(ph * pw)
+                    .zip(arg_grp.chunks_exact_mut(ph * pw));
+                for (plane, (o, a)) in planes.enumerate() {
+                    let (j, kk) = (plane / k, plane % k);
+                    let src = &acc[kk * ld + j * p..kk * ld + (j + 1) * p];
+                    let bias = b[kk];
+                    for py in 0..ph {
+                        let r0 = &src[2 * py * g.ow..2 * py * g.ow + 2 * pw];
+                        let r1 = &src[(2 * py + 1) * g.ow..(2 * py + 1) * g.ow + 2 * pw];
+                        let (o, a) = (
+                            &mut o[py * pw..(py + 1) * pw],
+                            &mut a[py * pw..(py + 1) * pw],
+                        );
+                        for (((o, a), top), bottom) in o
+                            .iter_mut()
+                            .zip(a.iter_mut())
+                            .zip(r0.chunks_exact(2))
+                            .zip(r1.chunks_exact(2))
+                        {
+                            let (mut best, mut at) = (top[0], 0u8);
+                            for (i, v) in [(1u8, top[1]), (2, bottom[0]), (3, bottom[1])] {
+                                if v > best {
+                                    best = v;
+                                    at = i;
+                                }
+                            }
+                            let v = best + bias;
+                            *o = act(v, true);
+                            *a = if v > 0.0 { at } else { CUT };
+                        }
+                    }
+                }
+            });
+        });
+    PooledOut { out, argmax }
+}
+
+/// What the gradient of the op's output must go through to become the gradient of the
+/// convolution's (pre-activation) output.
+#[derive(Clone, Copy)]
+pub(crate) enum Upstream<'a> {
+    /// Plain convolution: `grad` as it is.
+    Linear { grad: &'a [f32] },
+    /// ReLU: `grad` where the op's output `out` is positive.
+    Relu { grad: &'a [f32], out: &'a [f32] },
+    /// ReLU + 2x2 max-pooling: each pooled gradient to its recorded window position.
+    ReluPool { grad: &'a [f32], argmax: &'a [u8] },
+}
+
+impl Upstream<'_> {
+    /// Writes the pre-activation gradient of channel `kk` of image `img` (`pixels` values)
+    /// into `dst`.
+    fn fill(&self, g: &ConvGeom, img: usize, kk: usize, dst: &mut [f32]) {
+        let p = g.pixels();
+        let at = (img * g.k + kk) * p;
+        match *self {
+            Upstream::Linear { grad } => dst.copy_from_slice(&grad[at..at + p]),
+            Upstream::Relu { grad, out } => {
+                let (grad, out) = (&grad[at..at + p], &out[at..at + p]);
+                for ((d, &s), &o) in dst.iter_mut().zip(grad).zip(out) {
+                    *d = if o > 0.0 { s } else { 0.0 };
+                }
+            }
+            Upstream::ReluPool { grad, argmax } => {
+                let (ph, pw) = pooled(g);
+                let at = (img * g.k + kk) * ph * pw;
+                let (grad, argmax) = (&grad[at..at + ph * pw], &argmax[at..at + ph * pw]);
+                dst.fill(0.0);
+                for py in 0..ph {
+                    for px in 0..pw {
+                        let i = py * pw + px;
+                        let pos = usize::from(argmax[i]);
+                        if pos < usize::from(CUT) {
+                            dst[(2 * py + pos / 2) * g.ow + 2 * px + pos % 2] = grad[i];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Backward pass, from the gradient of the op's output as `upstream` describes it.
 pub(crate) fn backward(
     x: &[f32],
     w: &[f32],
-    grad: &[f32],
-    res: Option<&[f32]>,
+    upstream: Upstream<'_>,
     g: &ConvGeom,
     needs: Needs,
 ) -> ConvGrads {
@@ -127,19 +255,9 @@ pub(crate) fn backward(
         let dpre_t_len = if dw_transposed { ld * k } else { 0 };
         with_scratch([k * ld, dpre_t_len, taps * ld], |[dpre, dpre_t, cols]| {
             for j in 0..imgs {
-                let base = (i0 + j) * g.out_img();
                 for kk in 0..k {
-                    let src = &grad[base + kk * p..base + (kk + 1) * p];
                     let dst = &mut dpre[kk * ld + j * p..kk * ld + (j + 1) * p];
-                    match res {
-                        Some(res) => {
-                            let out = &res[base + kk * p..base + (kk + 1) * p];
-                            for ((d, &s), &o) in dst.iter_mut().zip(src).zip(out) {
-                                *d = if o > 0.0 { s } else { 0.0 };
-                            }
-                        }
-                        None => dst.copy_from_slice(src),
-                    }
+                    upstream.fill(g, i0 + j, kk, dst);
                     db[kk] += dst.iter().sum::<f32>();
                 }
             }
@@ -220,28 +338,47 @@ pub(crate) fn backward(
     }
 }
 
+/// What follows the convolution inside the op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Epilogue {
+    /// Nothing: `conv2d + bias`.
+    None,
+    /// `relu(conv2d + bias)`.
+    Relu,
+    /// `max_pool2x2(relu(conv2d + bias))`.
+    ReluPool,
+}
+
 /// The candle custom op: arguments `(x, w, b)`, NCHW / KCHW / K, `f32`, contiguous, on the CPU.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub(crate) struct Conv2dOp {
     pub pad: usize,
-    pub relu: bool,
+    pub epilogue: Epilogue,
+    /// For [`Epilogue::ReluPool`] when a gradient will be needed: the forward pass's window
+    /// positions, which its backward pass routes the gradient through.
+    pub argmax: Option<OnceLock<Vec<u8>>>,
 }
 
 impl Conv2dOp {
+    /// An op whose forward pass keeps what its backward pass needs when `record` is true.
+    pub(crate) fn new(pad: usize, epilogue: Epilogue, record: bool) -> Self {
+        Self {
+            pad,
+            epilogue,
+            argmax: (record && epilogue == Epilogue::ReluPool).then(OnceLock::new),
+        }
+    }
+
     /// The layer's name in profiles.
     fn label(&self, g: &ConvGeom) -> String {
+        let (name, (oh, ow)) = match self.epilogue {
+            Epilogue::None => ("conv2d", (g.oh, g.ow)),
+            Epilogue::Relu => ("conv2d+relu", (g.oh, g.ow)),
+            Epilogue::ReluPool => ("conv2d+relu+pool2x2", pooled(g)),
+        };
         format!(
-            "conv2d{} {}x{}x{} -> {}x{}x{}, {}x{} pad {}",
-            if self.relu { "+relu" } else { "" },
-            g.c,
-            g.h,
-            g.w,
-            g.k,
-            g.oh,
-            g.ow,
-            g.kh,
-            g.kw,
-            g.pad
+            "{name} {}x{}x{} -> {}x{oh}x{ow}, {}x{} pad {}",
+            g.c, g.h, g.w, g.k, g.kh, g.kw, g.pad
         )
     }
 
@@ -253,22 +390,29 @@ impl Conv2dOp {
         if wc != c || bk != k {
             bail!("conv2d: shapes do not match: x {x:?}, w {w:?}, b {b:?}")
         }
-        match ConvGeom::new(n, c, h, wd, k, kh, kw, self.pad) {
-            Some(g) => Ok(g),
-            None => bail!(
+        let Some(g) = ConvGeom::new(n, c, h, wd, k, kh, kw, self.pad) else {
+            bail!(
                 "conv2d: kernel {kh}x{kw} larger than input {h}x{wd} padded by {}",
                 self.pad
-            ),
+            )
+        };
+        if self.epilogue == Epilogue::ReluPool && (g.oh < 2 || g.ow < 2) {
+            bail!(
+                "conv2d: output {}x{} is smaller than the 2x2 pooling window",
+                g.oh,
+                g.ow
+            )
         }
+        Ok(g)
     }
 }
 
 impl CustomOp3 for Conv2dOp {
     fn name(&self) -> &'static str {
-        if self.relu {
-            "lrlab-conv2d-relu"
-        } else {
-            "lrlab-conv2d"
+        match self.epilogue {
+            Epilogue::None => "lrlab-conv2d",
+            Epilogue::Relu => "lrlab-conv2d-relu",
+            Epilogue::ReluPool => "lrlab-conv2d-relu-pool2x2",
         }
     }
 
@@ -283,12 +427,22 @@ impl CustomOp3 for Conv2dOp {
     ) -> Result<(CpuStorage, Shape)> {
         let g = self.geom(l1.dims(), l2.dims(), l3.dims())?;
         let (x, w, b) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
-        let out = timed(
-            || self.label(&g),
-            Pass::Forward,
-            g.n,
-            || forward(x, w, b, &g, self.relu),
-        );
+        let label = || self.label(&g);
+        if self.epilogue == Epilogue::ReluPool {
+            let pooled_out = timed(label, Pass::Forward, g.n, || forward_relu_pool(x, w, b, &g));
+            if let Some(slot) = &self.argmax {
+                if slot.set(pooled_out.argmax).is_err() {
+                    bail!("conv2d: an op instance ran its forward pass twice");
+                }
+            }
+            let (ph, pw) = pooled(&g);
+            return Ok((
+                CpuStorage::F32(pooled_out.out),
+                Shape::from((g.n, g.k, ph, pw)),
+            ));
+        }
+        let relu = self.epilogue == Epilogue::Relu;
+        let out = timed(label, Pass::Forward, g.n, || forward(x, w, b, &g, relu));
         Ok((CpuStorage::F32(out), Shape::from((g.n, g.k, g.oh, g.ow))))
     }
 
@@ -308,27 +462,34 @@ impl CustomOp3 for Conv2dOp {
             dw: w.track_op(),
             db: b.track_op(),
         };
-        let (xc, wc, gc) = (x.contiguous()?, w.contiguous()?, grad.contiguous()?);
+        let (xc, wc, gc, rc) = (
+            x.contiguous()?,
+            w.contiguous()?,
+            grad.contiguous()?,
+            res.contiguous()?,
+        );
         let (xs, xl) = xc.storage_and_layout();
         let (ws, wl) = wc.storage_and_layout();
         let (gs, gl) = gc.storage_and_layout();
-        let rc = res.contiguous()?;
         let (rs, rl) = rc.storage_and_layout();
-        let res = if self.relu {
-            Some(storage_f32(&rs, rl)?)
-        } else {
-            None
+        let grad = storage_f32(&gs, gl)?;
+        let upstream = match self.epilogue {
+            Epilogue::None => Upstream::Linear { grad },
+            Epilogue::Relu => Upstream::Relu {
+                grad,
+                out: storage_f32(&rs, rl)?,
+            },
+            Epilogue::ReluPool => match self.argmax.as_ref().and_then(OnceLock::get) {
+                Some(argmax) => Upstream::ReluPool { grad, argmax },
+                None => bail!("conv2d: backward pass without a recorded forward pass"),
+            },
         };
-        let (xd, wd, gd) = (
-            storage_f32(&xs, xl)?,
-            storage_f32(&ws, wl)?,
-            storage_f32(&gs, gl)?,
-        );
+        let (xd, wd) = (storage_f32(&xs, xl)?, storage_f32(&ws, wl)?);
         let grads = timed(
             || self.label(&g),
             Pass::Backward,
             g.n,
-            || backward(xd, wd, gd, res, &g, needs),
+            || backward(xd, wd, upstream, &g, needs),
         );
         let to_tensor = |v: Option<Vec<f32>>, shape: &[usize]| {
             v.map(|v| Tensor::from_vec(v, shape, &Device::Cpu))

@@ -35,20 +35,28 @@ fn fast_path(ts: &[&Tensor]) -> bool {
         .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
-fn conv2d_impl(x: &Tensor, w: &Tensor, b: &Tensor, padding: usize, relu: bool) -> Result<Tensor> {
+fn conv2d_impl(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    padding: usize,
+    epilogue: conv::Epilogue,
+) -> Result<Tensor> {
+    use conv::Epilogue;
     if fast_path(&[x, w, b]) {
-        let op = conv::Conv2dOp { pad: padding, relu };
+        let record = x.track_op() || w.track_op() || b.track_op();
+        let op = conv::Conv2dOp::new(padding, epilogue, record);
         // Validate before applying, so shape errors read the same on every path.
         op.geom(x.dims(), w.dims(), b.dims())?;
-        x.contiguous()?
-            .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
-    } else {
-        let y = reference::conv2d(x, w, b, padding)?;
-        if relu {
-            y.relu()
-        } else {
-            Ok(y)
-        }
+        return x
+            .contiguous()?
+            .apply_op3(&w.contiguous()?, &b.contiguous()?, op);
+    }
+    let y = reference::conv2d(x, w, b, padding)?;
+    match epilogue {
+        Epilogue::None => Ok(y),
+        Epilogue::Relu => y.relu(),
+        Epilogue::ReluPool => reference::max_pool2x2(&y.relu()?),
     }
 }
 
@@ -58,12 +66,19 @@ fn conv2d_impl(x: &Tensor, w: &Tensor, b: &Tensor, padding: usize, relu: bool) -
 /// On the CPU the backward pass computes the input gradient only when `x` tracks gradients
 /// (a layer's activations do; the input images do not).
 pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, padding: usize) -> Result<Tensor> {
-    conv2d_impl(x, w, b, padding, false)
+    conv2d_impl(x, w, b, padding, conv::Epilogue::None)
 }
 
 /// `relu(conv2d(x, w, b, padding))` in one pass over the output, forward and backward.
 pub fn conv2d_relu(x: &Tensor, w: &Tensor, b: &Tensor, padding: usize) -> Result<Tensor> {
-    conv2d_impl(x, w, b, padding, true)
+    conv2d_impl(x, w, b, padding, conv::Epilogue::Relu)
+}
+
+/// `max_pool2x2(relu(conv2d(x, w, b, padding)))` in one op: the convolution's output is
+/// pooled straight from per-thread scratch memory and never stored, and the backward pass
+/// routes each pooled gradient to the window position recorded in the forward pass.
+pub fn conv2d_relu_pool2x2(x: &Tensor, w: &Tensor, b: &Tensor, padding: usize) -> Result<Tensor> {
+    conv2d_impl(x, w, b, padding, conv::Epilogue::ReluPool)
 }
 
 /// 2x2 max-pooling with stride 2 over `(N, C, H, W)` (an odd last row or column is dropped),

@@ -10,26 +10,26 @@ use super::storage::{cpu_f32, storage_f32};
 /// Planes (one channel of one image) per rayon task: enough work to amortise scheduling.
 const MIN_PLANES_PER_TASK: usize = 16;
 
-/// Index (0..4, row-major in the window) of the first maximum of a 2x2 window, the same
-/// element the forward pass returns. Comparisons are strict, so ties go to the first element
+/// Position (0..4, row-major in the window) and value of the first maximum of the 2x2 window
+/// whose rows are `top` and `bottom`. Comparisons are strict, so ties go to the first element
 /// and a NaN never wins over a number it follows.
-#[inline]
-fn argmax4(v: [f32; 4]) -> usize {
-    let mut best = 0;
-    for i in 1..4 {
-        if v[i] > v[best] {
-            best = i;
+#[inline(always)]
+fn first_max(top: &[f32], bottom: &[f32]) -> (usize, f32) {
+    let (mut at, mut best) = (0, top[0]);
+    for (i, v) in [(1, top[1]), (2, bottom[0]), (3, bottom[1])] {
+        if v > best {
+            at = i;
+            best = v;
         }
     }
-    best
+    (at, best)
 }
 
-/// The four elements of the window at output `(oy, ox)` of a plane `w` wide.
-#[inline]
-fn window(plane: &[f32], w: usize, oy: usize, ox: usize) -> [f32; 4] {
-    let r0 = 2 * oy * w + 2 * ox;
-    let r1 = r0 + w;
-    [plane[r0], plane[r0 + 1], plane[r1], plane[r1 + 1]]
+/// The two input rows under output row `oy` of a plane `w` wide, cut to `2 * ow` columns.
+#[inline(always)]
+fn row_pair(plane: &[f32], w: usize, oy: usize, ow: usize) -> (&[f32], &[f32]) {
+    let top = 2 * oy * w;
+    (&plane[top..top + 2 * ow], &plane[top + w..top + w + 2 * ow])
 }
 
 /// Forward: `x` is `planes` planes of `h x w`; the result has `planes` planes of
@@ -44,10 +44,14 @@ pub(crate) fn forward(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> 
         .zip(x.par_chunks(h * w))
         .with_min_len(MIN_PLANES_PER_TASK)
         .for_each(|(o, plane)| {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let v = window(plane, w, oy, ox);
-                    o[oy * ow + ox] = v[argmax4(v)];
+            for (oy, o_row) in o.chunks_exact_mut(ow).enumerate() {
+                let (top, bottom) = row_pair(plane, w, oy, ow);
+                for ((o, t), b) in o_row
+                    .iter_mut()
+                    .zip(top.chunks_exact(2))
+                    .zip(bottom.chunks_exact(2))
+                {
+                    *o = first_max(t, b).1;
                 }
             }
         });
@@ -66,11 +70,16 @@ pub(crate) fn backward(x: &[f32], grad: &[f32], planes: usize, h: usize, w: usiz
         .zip(grad.par_chunks(oh * ow))
         .with_min_len(MIN_PLANES_PER_TASK)
         .for_each(|((d, plane), gr)| {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let i = argmax4(window(plane, w, oy, ox));
-                    let at = (2 * oy + i / 2) * w + 2 * ox + i % 2;
-                    d[at] = gr[oy * ow + ox];
+            for (oy, g_row) in gr.chunks_exact(ow).enumerate() {
+                let (top, bottom) = row_pair(plane, w, oy, ow);
+                for (ox, ((&g, t), b)) in g_row
+                    .iter()
+                    .zip(top.chunks_exact(2))
+                    .zip(bottom.chunks_exact(2))
+                    .enumerate()
+                {
+                    let at = first_max(t, b).0;
+                    d[(2 * oy + at / 2) * w + 2 * ox + at % 2] = g;
                 }
             }
         });

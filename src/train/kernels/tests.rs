@@ -187,6 +187,69 @@ fn conv2d_matches_candle_forward_and_gradients() {
             &args,
             200 + case as u64,
         );
+        if poolable(hw, ks, pad) {
+            let fast = |a: &[Tensor]| conv2d_relu_pool2x2(&a[0], &a[1], &a[2], pad);
+            let slow = |a: &[Tensor]| {
+                reference::max_pool2x2(&reference::conv2d(&a[0], &a[1], &a[2], pad)?.relu()?)
+            };
+            check_against_reference(
+                &format!("conv2d_relu_pool2x2 case {case}"),
+                &fast,
+                &slow,
+                &args,
+                300 + case as u64,
+            );
+        }
+    }
+}
+
+/// Whether the convolution's output (h + 2p - k + 1 each way) is at least 2x2, so that it can
+/// be pooled.
+fn poolable(hw: (usize, usize), ks: usize, pad: usize) -> bool {
+    hw.0 + 2 * pad > ks && hw.1 + 2 * pad > ks
+}
+
+#[test]
+fn conv2d_relu_pool_gradients_match_finite_differences() {
+    // Small problems and a small step, so that no window's maximum changes place.
+    for (case, &(n, c, hw, k, ks, pad)) in [(1, 2, (6, 6), 3, 3, 0), (3, 1, (5, 7), 2, 3, 2)]
+        .iter()
+        .enumerate()
+    {
+        let args = conv_args(&mut rng(120 + case as u64), n, c, hw, k, ks);
+        let fast = |a: &[Tensor]| conv2d_relu_pool2x2(&a[0], &a[1], &a[2], pad);
+        for which in 0..3 {
+            check_finite_differences(
+                &format!("conv2d_relu_pool2x2 case {case}"),
+                &fast,
+                &args,
+                which,
+                1e-3,
+                case as u64,
+            );
+        }
+    }
+}
+
+#[test]
+fn fused_pooling_equals_pooling_the_fused_relu_bit_for_bit() {
+    // Same GEMM, same window order: the fused op must agree exactly with the two-op chain.
+    let mut r = rng(130);
+    let args = conv_args(&mut r, 9, 6, (14, 14), 16, 5);
+    let weights = randn(&mut r, &[9, 16, 5, 5]);
+    let fused = |a: &[Tensor]| conv2d_relu_pool2x2(&a[0], &a[1], &a[2], 0);
+    let chain = |a: &[Tensor]| max_pool2x2(&conv2d_relu(&a[0], &a[1], &a[2], 0)?);
+    assert_eq!(
+        values(&fused(&args).unwrap()),
+        values(&chain(&args).unwrap())
+    );
+    let vars = [true, true, true];
+    let (gf, gc) = (
+        grads(&fused, &args, &vars, &weights),
+        grads(&chain, &args, &vars, &weights),
+    );
+    for (f, c) in gf.iter().zip(&gc) {
+        assert_eq!(values(f.as_ref().unwrap()), values(c.as_ref().unwrap()));
     }
 }
 
@@ -248,6 +311,23 @@ fn conv2d_on_images_computes_no_input_gradient_and_correct_weight_gradients() {
             let (f, s) = (g_fast[i].as_ref().unwrap(), g_slow[i].as_ref().unwrap());
             assert_close(&format!("case {case} arg {i}"), f, s, 1e-4);
         }
+        if poolable(hw, ks, pad) {
+            let fast = |a: &[Tensor]| conv2d_relu_pool2x2(&a[0], &a[1], &a[2], pad);
+            let slow = |a: &[Tensor]| {
+                reference::max_pool2x2(&reference::conv2d(&a[0], &a[1], &a[2], pad)?.relu()?)
+            };
+            let weights = randn(&mut rng(41), fast(&args).unwrap().dims());
+            let g_fast = grads(&fast, &args, &vars, &weights);
+            let g_slow = grads(&slow, &args, &vars, &weights);
+            assert!(
+                g_fast[0].is_none(),
+                "case {case}: images got a gradient (pooled)"
+            );
+            for i in 1..3 {
+                let (f, s) = (g_fast[i].as_ref().unwrap(), g_slow[i].as_ref().unwrap());
+                assert_close(&format!("pooled case {case} arg {i}"), f, s, 1e-4);
+            }
+        }
     }
 }
 
@@ -261,8 +341,7 @@ fn conv2d_backward_skips_exactly_the_gradients_not_needed() {
     let all = conv::backward(
         &x,
         &w,
-        &grad,
-        None,
+        conv::Upstream::Linear { grad: &grad },
         &g,
         conv::Needs {
             dx: true,
@@ -273,8 +352,7 @@ fn conv2d_backward_skips_exactly_the_gradients_not_needed() {
     let only_w = conv::backward(
         &x,
         &w,
-        &grad,
-        None,
+        conv::Upstream::Linear { grad: &grad },
         &g,
         conv::Needs {
             dx: false,
@@ -287,8 +365,7 @@ fn conv2d_backward_skips_exactly_the_gradients_not_needed() {
     let only_x = conv::backward(
         &x,
         &w,
-        &grad,
-        None,
+        conv::Upstream::Linear { grad: &grad },
         &g,
         conv::Needs {
             dx: true,
@@ -412,7 +489,11 @@ fn results_are_identical_for_one_and_two_threads() {
     let mut r = rng(80);
     let args = conv_args(&mut r, 37, 6, (14, 14), 16, 5);
     let weights = randn(&mut r, &[37, 16, 5, 5]);
-    let block = |a: &[Tensor]| max_pool2x2(&conv2d_relu(&a[0], &a[1], &a[2], 0)?);
+    let block = |a: &[Tensor]| {
+        let fused = conv2d_relu_pool2x2(&a[0], &a[1], &a[2], 0)?;
+        let chain = max_pool2x2(&conv2d_relu(&a[0], &a[1], &a[2], 0)?)?;
+        fused + chain
+    };
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -462,6 +543,15 @@ fn shape_errors_are_reported_not_panics() {
     assert!(
         conv2d(&x, &w, &randn(&mut r, &[5]), 0).is_err(),
         "bias length"
+    );
+    let w = randn(&mut r, &[4, 3, 8, 8]);
+    assert!(
+        conv2d(&x, &w, &b, 0).is_ok(),
+        "a 1x1 output can be convolved"
+    );
+    assert!(
+        conv2d_relu_pool2x2(&x, &w, &b, 0).is_err(),
+        "but not pooled"
     );
     assert!(max_pool2x2(&randn(&mut r, &[2, 3, 8])).is_err(), "rank 3");
     assert!(
