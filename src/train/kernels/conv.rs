@@ -161,16 +161,19 @@ pub(crate) fn forward_relu_pool(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom) -
                             .zip(r0.chunks_exact(2))
                             .zip(r1.chunks_exact(2))
                         {
-                            let (mut best, mut at) = (top[0], 0u8);
+                            // The bias goes in before the comparison: adding it can round
+                            // two different values to the same one, and the window's
+                            // maximum must then be the first of them, as when pooling the
+                            // stored activations.
+                            let (mut best, mut at) = (top[0] + bias, 0u8);
                             for (i, v) in [(1u8, top[1]), (2, bottom[0]), (3, bottom[1])] {
-                                if v > best {
-                                    best = v;
+                                if v + bias > best {
+                                    best = v + bias;
                                     at = i;
                                 }
                             }
-                            let v = best + bias;
-                            *o = act(v, true);
-                            *a = if v > 0.0 { at } else { CUT };
+                            *o = act(best, true);
+                            *a = if best > 0.0 { at } else { CUT };
                         }
                     }
                 }

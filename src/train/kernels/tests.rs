@@ -254,6 +254,23 @@ fn fused_pooling_equals_pooling_the_fused_relu_bit_for_bit() {
 }
 
 #[test]
+fn fused_pooling_breaks_ties_created_by_the_bias_like_the_chain() {
+    // 1x1 convolution with weight 1 and bias 1e6: the four distinct inputs of the window all
+    // round to 1e6 once the bias is added, so the first of them is the maximum.
+    let x = Tensor::new(&[[[[0.01f32, 0.02], [0.03, 0.015]]]], &Device::Cpu).unwrap();
+    let w = Tensor::new(&[[[[1f32]]]], &Device::Cpu).unwrap();
+    let b = Tensor::new(&[1e6f32], &Device::Cpu).unwrap();
+    let weights = Tensor::new(&[[[[1f32]]]], &Device::Cpu).unwrap();
+    let fused = |a: &[Tensor]| conv2d_relu_pool2x2(&a[0], &a[1], &a[2], 0);
+    let chain = |a: &[Tensor]| max_pool2x2(&conv2d_relu(&a[0], &a[1], &a[2], 0)?);
+    let args = [x, w, b];
+    for layer in [&fused as Layer, &chain] {
+        let g = grads(layer, &args, &[true, false, false], &weights);
+        assert_eq!(values(g[0].as_ref().unwrap()), [1.0, 0.0, 0.0, 0.0]);
+    }
+}
+
+#[test]
 fn conv2d_gradients_match_finite_differences() {
     for (case, &(n, c, hw, k, ks, pad)) in CONV_CASES.iter().enumerate().take(6) {
         let args = conv_args(&mut rng(10 + case as u64), n, c, hw, k, ks);
