@@ -1,5 +1,6 @@
-//! Fast CPU kernels vs candle's reference ops on the LeNet's two convolution layers (batch 256),
-//! forward alone and forward + backward, with 1 and 2 rayon threads.
+//! Fast CPU kernels vs candle's reference ops on the LeNet's two convolution layers (batch 256):
+//! the convolution alone and the conv + ReLU + max-pool block the model uses, forward alone and
+//! forward + backward, with 1 and 2 rayon threads.
 //!
 //! Run: `cargo bench --bench kernels` (CI smoke: `cargo bench --bench kernels -- --test`).
 //! The machine may be shared, so compare the fast and reference timings of the same run
@@ -69,6 +70,11 @@ fn measure(iters: u64, cpu_time: bool, mut f: impl FnMut()) -> Duration {
     }
 }
 
+/// The layer block as candle's ops compose it (with the correct pooling gradient).
+fn reference_block(x: &Tensor, w: &Tensor, b: &Tensor, pad: usize) -> candle_core::Result<Tensor> {
+    kernels::reference::max_pool2x2(&kernels::reference::conv2d(x, w, b, pad)?.relu()?)
+}
+
 type ConvFn = fn(&Tensor, &Tensor, &Tensor, usize) -> candle_core::Result<Tensor>;
 
 fn run(l: &Layer, conv: ConvFn, x: &Tensor, backward: bool) {
@@ -86,9 +92,11 @@ fn bench_conv(c: &mut Criterion) {
         layer("conv1 256x1x28x28 -> 6, pad 2", 256, 1, 28, 6, 2),
         layer("conv2 256x6x14x14 -> 16", 256, 6, 14, 16, 0),
     ];
-    let impls: [(&str, ConvFn); 2] = [
-        ("fast", kernels::conv2d),
-        ("candle", kernels::reference::conv2d),
+    let impls: [(&str, ConvFn); 4] = [
+        ("fast conv", kernels::conv2d),
+        ("candle conv", kernels::reference::conv2d),
+        ("fast conv+relu+pool", kernels::conv2d_relu_pool2x2),
+        ("candle conv+relu+pool", reference_block),
     ];
     let cpu_time = std::env::var_os("KERNELS_BENCH_CPU_TIME").is_some_and(|v| v != "0");
     for l in &layers {

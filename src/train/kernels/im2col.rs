@@ -201,24 +201,28 @@ fn col2im_add_portable(src: &[f32], ld: usize, off: usize, g: &ConvGeom, dx: &mu
     }
 }
 
-/// AVX-512 versions (same loop order, so `col2im_add` sums in the same order and gives the
-/// same bits as the portable one): each output row (`ow` <= 64 pixels, 10 or 28 in the LeNet) is moved with
-/// one masked load and store per 16 lanes, the padding coming from the load mask, instead of
-/// a `memcpy` and `memset` call per row.
+/// AVX-512 versions: each row (at most 64 pixels; 10 to 28 in the LeNet) is moved with one
+/// masked load and store per 16 lanes, the padding coming from the load mask, instead of a
+/// `memcpy` and `memset` call per row. Results are bit-for-bit those of the portable loops.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::{
-        __mmask16, _mm512_add_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
+        __mmask16, _mm512_mask_add_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
     };
 
     use super::ConvGeom;
 
-    /// Widest output row handled (four 16-lane blocks).
+    /// Widest output or input row handled (four 16-lane blocks).
     const MAX_OW: usize = 64;
+    /// Widest kernel handled.
+    const MAX_KW: usize = 16;
 
-    /// Whether the CPU has AVX-512F and the rows are narrow enough.
+    /// Whether the CPU has AVX-512F and the rows and kernel are narrow enough.
     pub(super) fn applies(g: &ConvGeom) -> bool {
-        g.ow <= MAX_OW && std::arch::is_x86_feature_detected!("avx512f")
+        g.ow <= MAX_OW
+            && g.w <= MAX_OW
+            && g.kw <= MAX_KW
+            && std::arch::is_x86_feature_detected!("avx512f")
     }
 
     /// Lanes `lo..hi` of a 16-lane block, clamped to the block.
@@ -301,29 +305,51 @@ mod avx512 {
         unsafe { col2im_unchecked(src, ld, off, g, dx) }
     }
 
+    /// For kernel column `kx`: per 16-lane block of an image row, the lanes (input columns
+    /// `ix`) that some output column `ox = ix + pad - kx` of the row reaches.
+    fn image_masks(g: &ConvGeom, kx: usize) -> [__mmask16; MAX_OW / 16] {
+        let lo = kx.saturating_sub(g.pad);
+        let hi = (kx + g.ow).saturating_sub(g.pad).min(g.w);
+        std::array::from_fn(|b| lanes(lo.saturating_sub(16 * b), hi.saturating_sub(16 * b)))
+    }
+
+    /// Each image row is loaded once per kernel row, gets the contributions of all kernel
+    /// columns added in registers, and is stored once: adding through memory instead stalled
+    /// on every load of a row just stored at a one-element offset. The additions happen in
+    /// the portable loop's order, so the result is the same to the bit.
     #[target_feature(enable = "avx512f")]
     unsafe fn col2im_unchecked(src: &[f32], ld: usize, off: usize, g: &ConvGeom, dx: &mut [f32]) {
-        let blocks = g.ow.div_ceil(16);
+        let mut masks = [[0; MAX_OW / 16]; MAX_KW];
+        for (kx, m) in masks.iter_mut().enumerate().take(g.kw) {
+            *m = image_masks(g, kx);
+        }
+        let blocks = g.w.div_ceil(16);
         for c in 0..g.c {
             for ky in 0..g.kh {
-                for kx in 0..g.kw {
-                    let masks = masks(g, kx);
-                    let row = (c * g.kh + ky) * g.kw + kx;
-                    for oy in 0..g.oh {
-                        let Some(iy) = g.in_row(oy, ky) else {
-                            continue;
-                        };
-                        // SAFETY: the column row is inside `src` (checked by the caller); the
-                        // image lanes accessed are those whose column is inside the image.
-                        let grad = unsafe { src.as_ptr().add(row * ld + off + oy * g.ow) };
-                        let img_row = dx.as_mut_ptr().wrapping_add(c * g.h * g.w + iy * g.w);
-                        for (b, &(_, lanes)) in masks.iter().enumerate().take(blocks) {
-                            let at = img_row.wrapping_add(16 * b + kx).wrapping_sub(g.pad);
-                            unsafe {
-                                let gv = _mm512_maskz_loadu_ps(lanes, grad.add(16 * b));
-                                let dv = _mm512_maskz_loadu_ps(lanes, at);
-                                _mm512_mask_storeu_ps(at, lanes, _mm512_add_ps(dv, gv));
+                for oy in 0..g.oh {
+                    let Some(iy) = g.in_row(oy, ky) else {
+                        continue;
+                    };
+                    // SAFETY: the image row is inside `dx` and each column row inside `src`
+                    // (checked by the caller); a column lane is loaded only when its output
+                    // column is inside the row, so masked-off addresses are never accessed.
+                    let img_row = unsafe { dx.as_mut_ptr().add(c * g.h * g.w + iy * g.w) };
+                    for b in 0..blocks {
+                        let row_lanes = lanes(0, g.w - 16 * b);
+                        unsafe {
+                            let at = img_row.add(16 * b);
+                            let mut acc = _mm512_maskz_loadu_ps(row_lanes, at);
+                            for (kx, m) in masks.iter().enumerate().take(g.kw) {
+                                let tap = (c * g.kh + ky) * g.kw + kx;
+                                let grad = src
+                                    .as_ptr()
+                                    .add(tap * ld + off + oy * g.ow)
+                                    .wrapping_add(16 * b + g.pad)
+                                    .wrapping_sub(kx);
+                                let v = _mm512_maskz_loadu_ps(m[b], grad);
+                                acc = _mm512_mask_add_ps(acc, m[b], acc, v);
                             }
+                            _mm512_mask_storeu_ps(at, row_lanes, acc);
                         }
                     }
                 }
