@@ -4,11 +4,13 @@
 //! channels only, it computes the gradient of the input images (which nothing uses), and its
 //! `max_pool2d` backward is wrong (a window's maximum gets a quarter of the gradient). These
 //! ops express convolution as im2col + GEMM (the `gemm` crate candle itself uses), split the
-//! batch over rayon's threads, reuse per-thread scratch memory, fuse bias and ReLU into the
-//! GEMM's output pass, and skip every gradient whose argument does not track one.
+//! batch over rayon's threads, reuse per-thread scratch memory, fuse bias and ReLU (and, in
+//! [`conv2d_relu_pool2x2`], the max-pooling) into the GEMM's output pass, and skip every
+//! gradient whose argument does not track one. `gemm` runs its AVX-512 kernels (the `x86-v4`
+//! feature, detected at run time); im2col/col2im have AVX-512 paths with a portable fallback.
 //!
 //! Every public function here dispatches: `f32` tensors on the CPU take the custom op; any
-//! other device or dtype takes the [`reference`] composition of candle's own ops (cuDNN on a
+//! other device or dtype takes the [`reference`](mod@reference) composition of candle's own ops (cuDNN on a
 //! `cuda` device where enabled), so callers need no device checks of their own.
 //!
 //! All ops are deterministic, and bit-for-bit independent of the number of rayon threads:
