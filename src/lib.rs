@@ -6,6 +6,8 @@
 //! - [`train`]: the candle LeNet, its optimizer, the training loop and checkpoints;
 //! - [`store`]: the SQLite job store (all SQL lives there);
 //! - [`service`]: the queue workers that run stored jobs with [`train`];
+//! - [`job`]: the job domain (what is submitted, stored and warned about);
+//! - [`preview`]: a schedule's curve as a table, CSV or an SVG chart;
 //! - [`api`]: the axum HTTP layer over all of the above.
 
 pub mod api;

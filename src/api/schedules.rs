@@ -15,7 +15,7 @@ use crate::preview;
 use crate::schedule::{self, Schedule};
 
 /// The most steps one preview may ask for: a million f64s is ~20 MB of JSON.
-pub const MAX_PREVIEW_STEPS: u64 = 1_000_000;
+pub const MAX_PREVIEW_STEPS: u64 = preview::MAX_PREVIEW_STEPS as u64;
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -121,7 +121,7 @@ fn render(schedule: &Schedule, steps: u64, format: PreviewFormat) -> Result<Resp
         )
             .into_response(),
         PreviewFormat::Svg => {
-            let title = format!("{} schedule", schedule.spec().kind());
+            let title = preview::title_for(schedule);
             let svg = preview::to_svg(&lr, &title).map_err(ApiError::internal)?;
             ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response()
         }

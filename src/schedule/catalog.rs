@@ -20,6 +20,8 @@ pub struct KindInfo {
     pub formula: &'static str,
     /// Whether the rate depends on metrics observed during training.
     pub adaptive: bool,
+    /// A complete, valid spec of this kind, to start a form from.
+    pub example: Value,
     /// Every field besides `kind`.
     pub fields: Vec<FieldInfo>,
 }
@@ -110,6 +112,7 @@ fn build() -> Vec<KindInfo> {
         summary,
         formula,
         adaptive: false,
+        example: examples(kind),
         fields,
     };
     vec![
@@ -309,4 +312,42 @@ fn build() -> Vec<KindInfo> {
             )
         },
     ]
+}
+
+/// A valid spec of each kind (the chapter's examples where it has one).
+fn examples(kind: &str) -> Value {
+    match kind {
+        "constant" => json!({"kind": "constant", "lr": 0.1}),
+        "inverse_power" => json!({"kind": "inverse_power", "lr": 0.1, "power": 0.5}),
+        "factor" => json!({"kind": "factor", "lr": 2.0, "factor": 0.9, "min_lr": 0.01}),
+        "step" => json!({"kind": "step", "lr": 0.1, "step_size": 10, "factor": 0.5}),
+        "multi_factor" => {
+            json!({"kind": "multi_factor", "lr": 0.5, "milestones": [15, 30], "factor": 0.5})
+        }
+        "cosine" => {
+            json!({"kind": "cosine", "lr": 0.5, "final_lr": 0.01, "max_steps": 20, "warmup_steps": 5})
+        }
+        "polynomial" => {
+            json!({"kind": "polynomial", "lr": 0.1, "final_lr": 0.001, "max_steps": 30, "power": 2.0})
+        }
+        "linear" => json!({"kind": "linear", "start_lr": 0.1, "end_lr": 0.001, "steps": 30}),
+        "cosine_restarts" => {
+            json!({"kind": "cosine_restarts", "lr": 0.1, "final_lr": 0.001, "period": 10, "period_mult": 2})
+        }
+        "cyclic" => {
+            json!({"kind": "cyclic", "base_lr": 0.001, "max_lr": 0.1, "step_size_up": 5, "mode": "triangular2"})
+        }
+        "one_cycle" => json!({"kind": "one_cycle", "max_lr": 0.1, "total_steps": 30}),
+        "warmup" => {
+            json!({"kind": "warmup", "steps": 5, "then": {"kind": "cosine", "lr": 0.5, "final_lr": 0.01, "max_steps": 15}})
+        }
+        "sequential" => json!({"kind": "sequential", "phases": [
+            {"steps": 5, "schedule": {"kind": "linear", "start_lr": 0.0, "end_lr": 0.1, "steps": 5}},
+            {"schedule": {"kind": "step", "lr": 0.1, "step_size": 10, "factor": 0.5}}
+        ]}),
+        "reduce_on_plateau" => {
+            json!({"kind": "reduce_on_plateau", "lr": 0.1, "factor": 0.5, "patience": 2})
+        }
+        _ => Value::Null,
+    }
 }

@@ -5,7 +5,10 @@ use serde_json::Value;
 use super::error::{join, SpecError};
 use super::formulas::{self, saturate};
 use super::one_cycle::OneCyclePhases;
-use super::spec::{ReduceOnPlateau, ScheduleSpec, WarmupMode};
+use super::spec::{
+    Cosine, CosineRestarts, Cyclic, Factor, InversePower, Linear, MultiFactor, Polynomial,
+    ReduceOnPlateau, ScheduleSpec, Step, WarmupMode,
+};
 
 /// A validated schedule that maps a step index to a learning rate.
 ///
@@ -23,7 +26,7 @@ pub struct Schedule {
 /// The compiled form of one spec node.
 #[derive(Debug, Clone)]
 enum Node {
-    Leaf(ScheduleSpec),
+    Leaf(Leaf),
     OneCycle(OneCyclePhases),
     Warmup {
         steps: u64,
@@ -39,9 +42,34 @@ enum Node {
     Plateau(ReduceOnPlateau),
 }
 
+/// The kinds whose closed form needs nothing precomputed.
+#[derive(Debug, Clone)]
+enum Leaf {
+    Constant(f64),
+    InversePower(InversePower),
+    Factor(Factor),
+    Step(Step),
+    MultiFactor(MultiFactor),
+    Cosine(Cosine),
+    Polynomial(Polynomial),
+    Linear(Linear),
+    CosineRestarts(CosineRestarts),
+    Cyclic(Cyclic),
+}
+
 impl Node {
     fn compile(spec: &ScheduleSpec) -> Node {
         match spec {
+            ScheduleSpec::Constant(s) => Node::Leaf(Leaf::Constant(s.lr)),
+            ScheduleSpec::InversePower(s) => Node::Leaf(Leaf::InversePower(s.clone())),
+            ScheduleSpec::Factor(s) => Node::Leaf(Leaf::Factor(s.clone())),
+            ScheduleSpec::Step(s) => Node::Leaf(Leaf::Step(s.clone())),
+            ScheduleSpec::MultiFactor(s) => Node::Leaf(Leaf::MultiFactor(s.clone())),
+            ScheduleSpec::Cosine(s) => Node::Leaf(Leaf::Cosine(s.clone())),
+            ScheduleSpec::Polynomial(s) => Node::Leaf(Leaf::Polynomial(s.clone())),
+            ScheduleSpec::Linear(s) => Node::Leaf(Leaf::Linear(s.clone())),
+            ScheduleSpec::CosineRestarts(s) => Node::Leaf(Leaf::CosineRestarts(s.clone())),
+            ScheduleSpec::Cyclic(s) => Node::Leaf(Leaf::Cyclic(s.clone())),
             ScheduleSpec::OneCycle(s) => Node::OneCycle(OneCyclePhases::new(s)),
             ScheduleSpec::Warmup(s) => Node::Warmup {
                 steps: s.steps,
@@ -67,7 +95,6 @@ impl Node {
                 }
             }
             ScheduleSpec::ReduceOnPlateau(s) => Node::Plateau(s.clone()),
-            leaf => Node::Leaf(leaf.clone()),
         }
     }
 
@@ -75,7 +102,7 @@ impl Node {
     /// its initial `lr`.
     fn lr(&self, t: u64, plateau_lr: Option<f64>) -> f64 {
         match self {
-            Node::Leaf(spec) => leaf_lr(spec, t),
+            Node::Leaf(leaf) => leaf.lr(t),
             Node::OneCycle(phases) => saturate(phases.lr(t)),
             Node::Warmup {
                 steps,
@@ -105,7 +132,7 @@ impl Node {
 
     fn horizon(&self) -> Option<u64> {
         match self {
-            Node::Leaf(spec) => leaf_horizon(spec),
+            Node::Leaf(leaf) => leaf.horizon(),
             Node::OneCycle(phases) => Some(phases.total_steps().saturating_sub(1)),
             Node::Warmup { steps, then, .. } => then.horizon().map(|h| h.saturating_add(*steps)),
             Node::Sequential { starts, phases } => {
@@ -117,53 +144,49 @@ impl Node {
     }
 }
 
-fn leaf_lr(spec: &ScheduleSpec, t: u64) -> f64 {
-    match spec {
-        ScheduleSpec::Constant(s) => s.lr,
-        ScheduleSpec::InversePower(s) => formulas::inverse_power(s, t),
-        ScheduleSpec::Factor(s) => formulas::factor(s, t),
-        ScheduleSpec::Step(s) => formulas::step(s, t),
-        ScheduleSpec::MultiFactor(s) => formulas::multi_factor(s, t),
-        ScheduleSpec::Cosine(s) => formulas::cosine(s, t),
-        ScheduleSpec::Polynomial(s) => formulas::polynomial(s, t),
-        ScheduleSpec::Linear(s) => formulas::linear(s, t),
-        ScheduleSpec::CosineRestarts(s) => formulas::cosine_restarts(s, t),
-        ScheduleSpec::Cyclic(s) => formulas::cyclic(s, t),
-        // Compiled into their own nodes; never stored as leaves.
-        ScheduleSpec::OneCycle(_)
-        | ScheduleSpec::Warmup(_)
-        | ScheduleSpec::Sequential(_)
-        | ScheduleSpec::ReduceOnPlateau(_) => 0.0,
-    }
-}
-
-/// Best-effort step from which a leaf's rate stays constant.
-fn leaf_horizon(spec: &ScheduleSpec) -> Option<u64> {
-    match spec {
-        ScheduleSpec::Constant(_) => Some(0),
-        ScheduleSpec::InversePower(s) => (s.lr == 0.0 || s.power == 0.0).then_some(0),
-        ScheduleSpec::Factor(s) => factor_horizon(s),
-        ScheduleSpec::Step(s) => (s.lr == 0.0 || s.factor == 1.0).then_some(0),
-        ScheduleSpec::MultiFactor(s) => {
-            if s.lr == 0.0 || s.factor == 1.0 {
-                Some(0)
-            } else {
-                Some(s.milestones.last().copied().unwrap_or(0))
-            }
+impl Leaf {
+    fn lr(&self, t: u64) -> f64 {
+        match self {
+            Leaf::Constant(lr) => *lr,
+            Leaf::InversePower(s) => formulas::inverse_power(s, t),
+            Leaf::Factor(s) => formulas::factor(s, t),
+            Leaf::Step(s) => formulas::step(s, t),
+            Leaf::MultiFactor(s) => formulas::multi_factor(s, t),
+            Leaf::Cosine(s) => formulas::cosine(s, t),
+            Leaf::Polynomial(s) => formulas::polynomial(s, t),
+            Leaf::Linear(s) => formulas::linear(s, t),
+            Leaf::CosineRestarts(s) => formulas::cosine_restarts(s, t),
+            Leaf::Cyclic(s) => formulas::cyclic(s, t),
         }
-        ScheduleSpec::Cosine(s) => Some(s.max_steps),
-        ScheduleSpec::Polynomial(s) => Some(s.max_steps),
-        ScheduleSpec::Linear(s) => Some(s.steps),
-        ScheduleSpec::CosineRestarts(s) => (s.lr == s.final_lr).then_some(0),
-        ScheduleSpec::Cyclic(s) => (s.base_lr == s.max_lr).then_some(0),
-        _ => None,
+    }
+
+    /// Best-effort step from which the rate stays constant.
+    fn horizon(&self) -> Option<u64> {
+        match self {
+            Leaf::Constant(_) => Some(0),
+            Leaf::InversePower(s) => (s.lr == 0.0 || s.power == 0.0).then_some(0),
+            Leaf::Factor(s) => factor_horizon(s),
+            Leaf::Step(s) => (s.lr == 0.0 || s.factor == 1.0).then_some(0),
+            Leaf::MultiFactor(s) => {
+                if s.lr == 0.0 || s.factor == 1.0 {
+                    Some(0)
+                } else {
+                    Some(s.milestones.last().copied().unwrap_or(0))
+                }
+            }
+            Leaf::Cosine(s) => Some(s.max_steps),
+            Leaf::Polynomial(s) => Some(s.max_steps),
+            Leaf::Linear(s) => Some(s.steps),
+            Leaf::CosineRestarts(s) => (s.lr == s.final_lr).then_some(0),
+            Leaf::Cyclic(s) => (s.base_lr == s.max_lr).then_some(0),
+        }
     }
 }
 
 /// A decaying factor schedule settles where `lr·factor^t` first reaches
 /// `min_lr`; without a positive `min_lr` it only underflows, which does not
 /// count as settling.
-fn factor_horizon(s: &super::spec::Factor) -> Option<u64> {
+fn factor_horizon(s: &Factor) -> Option<u64> {
     if s.lr == 0.0 || s.factor == 1.0 {
         return Some(0);
     }

@@ -17,15 +17,10 @@ use super::spec::{
     Polynomial, Step,
 };
 
-/// Clamps a computed rate into `[0, f64::MAX]` (and −0 to 0), passing NaN through.
+/// Clamps a computed rate into `[0, f64::MAX]`, passing NaN through.
 pub(crate) fn saturate(x: f64) -> f64 {
-    if x > f64::MAX {
-        f64::MAX
-    } else if x <= 0.0 {
-        0.0
-    } else {
-        x
-    }
+    // `+ 0.0` turns a −0 (from a product with a negative difference) into +0.
+    x.clamp(0.0, f64::MAX) + 0.0
 }
 
 /// `lr·factor^exponent` without `0·∞ = NaN` and without overflowing to ∞.

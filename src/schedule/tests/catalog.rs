@@ -46,6 +46,16 @@ fn catalog_lists_every_kind_once_in_table_order() {
 }
 
 #[test]
+fn every_example_is_a_valid_spec_of_its_kind() {
+    for info in catalog() {
+        let spec = crate::schedule::Schedule::from_json(&info.example)
+            .unwrap_or_else(|e| panic!("{} example: {e} at {}", info.kind, e.path));
+        assert_eq!(spec.spec().kind(), info.kind);
+        assert_eq!(spec.is_adaptive(), info.adaptive, "{}", info.kind);
+    }
+}
+
+#[test]
 fn required_fields_alone_parse_and_normalize_to_the_catalog_defaults() {
     for kind in KINDS {
         let spec = Value::Object(minimal(kind));

@@ -299,7 +299,18 @@ proptest! {
         let reparsed = ScheduleSpec::from_json(&normalized).unwrap();
         prop_assert_eq!(&reparsed, &spec);
         let derived: ScheduleSpec = serde_json::from_value(normalized).unwrap();
-        prop_assert_eq!(derived, spec);
+        prop_assert_eq!(&derived, &spec);
+        // Through text too, as a store keeps it: every f64 must parse back exactly.
+        let text = serde_json::to_string(s.spec()).unwrap();
+        let from_text = ScheduleSpec::from_json(&serde_json::from_str(&text).unwrap()).unwrap();
+        prop_assert_eq!(from_text, spec);
+    }
+
+    #[test]
+    fn rates_survive_json_text_exactly(x in any::<f64>().prop_filter("finite", |x| x.is_finite())) {
+        let text = serde_json::to_string(&x).unwrap();
+        let back: f64 = serde_json::from_str(&text).unwrap();
+        prop_assert_eq!(back.to_bits(), x.to_bits(), "{}", text);
     }
 
     #[test]
