@@ -9,11 +9,13 @@
 //! Layer operations go through [`ops`] only, so faster CPU kernels can replace them without
 //! touching the model or the loop.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 mod config;
 mod device;
 mod error;
+pub mod kernels;
 pub mod model;
 pub mod ops;
 pub mod optim;

@@ -129,10 +129,10 @@ impl LeNet {
 /// The network as a function of its parameters `p` (in [`PARAM_NAMES`] order), so tests can
 /// differentiate with respect to any of them and the trainer can run it detached.
 pub fn forward_with(p: &[Tensor], x: &Tensor) -> Result<Tensor> {
-    let x = ops::max_pool2x2(&ops::relu(&ops::conv2d(x, &p[0], &p[1], 2)?)?)?;
-    let x = ops::max_pool2x2(&ops::relu(&ops::conv2d(&x, &p[2], &p[3], 0)?)?)?;
+    let x = ops::conv2d_relu_pool2x2(x, &p[0], &p[1], 2)?;
+    let x = ops::conv2d_relu_pool2x2(&x, &p[2], &p[3], 0)?;
     let x = x.flatten_from(1)?;
-    let x = ops::relu(&ops::linear(&x, &p[4], &p[5])?)?;
-    let x = ops::relu(&ops::linear(&x, &p[6], &p[7])?)?;
+    let x = ops::linear_relu(&x, &p[4], &p[5])?;
+    let x = ops::linear_relu(&x, &p[6], &p[7])?;
     ops::linear(&x, &p[8], &p[9])
 }
