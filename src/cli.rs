@@ -24,6 +24,8 @@ pub enum Command {
     Train(crate::train::cli::TrainArgs),
     /// Print a schedule's learning rates (table, CSV, JSON or SVG) without training.
     Preview(crate::preview::PreviewArgs),
+    /// Measure training and evaluation throughput on the real data, per thread count.
+    Bench(crate::train::bench::BenchArgs),
 }
 
 /// Runs a parsed command line; the process exit code says whether it worked.
@@ -36,6 +38,7 @@ pub fn run(cli: Cli) -> ExitCode {
             .and_then(|runtime| runtime.block_on(server::serve(args))),
         Command::Train(args) => crate::train::cli::run_train(args),
         Command::Preview(args) => crate::preview::run_preview(args, &mut std::io::stdout().lock()),
+        Command::Bench(args) => crate::train::bench::run_bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// candle allocates fresh tensors for every op; mimalloc's thread-local free
+/// lists make that cheap (measured: +24% training throughput on 1 thread,
+/// +47% on 2, against glibc's malloc).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = lrlab::cli::Cli::parse();
     lrlab::cli::init_tracing();
