@@ -283,7 +283,7 @@ async fn a_queued_job_is_canceled_at_once_and_a_finished_one_cannot_be() {
 #[tokio::test]
 async fn a_running_job_stops_at_its_next_batch_when_canceled() {
     let app = spawn_app(1).await;
-    let id = app.submit(&small_job(200)).await;
+    let id = app.submit(&small_job(1000)).await;
     app.wait_for(id, Duration::from_secs(60), |s| s == "running")
         .await;
     let response = app
@@ -295,7 +295,7 @@ async fn a_running_job_stops_at_its_next_batch_when_canceled() {
     assert_eq!(response.status(), 202);
     let job = app.wait_finished(id).await;
     assert_eq!(job["status"], "canceled", "{job}");
-    assert!(job["progress"]["epoch"].as_i64().unwrap() < 200);
+    assert!(job["progress"]["epoch"].as_i64().unwrap() < 1000);
     // The worker lives on and runs the next job.
     let next = app.submit(&small_job(1)).await;
     assert_eq!(app.wait_finished(next).await["status"], "succeeded");

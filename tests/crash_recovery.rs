@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const EPOCHS: u32 = 4;
-const TRAIN_IMAGES: usize = 1024;
+const EPOCHS: u32 = 12;
+const TRAIN_IMAGES: usize = 4096;
 const BATCH: usize = 32;
 
 /// A `lrlab serve` child process and its address.
