@@ -553,7 +553,7 @@ fn nothing_found_explains_every_option() {
         "./data/fashion-mnist",
         "apt-get install dataset-fashion-mnist",
         "/usr/share/datasets/fashion-mnist",
-        "allow lrlab to download",
+        "let lrlab download them: drop --no-download",
         "train-images-idx3-ubyte",
         "t10k-labels-idx1-ubyte",
     ] {
