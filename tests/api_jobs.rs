@@ -543,3 +543,44 @@ async fn a_diverging_job_fails_with_a_diverged_error() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn submissions_that_are_not_json_or_too_large_are_rejected_and_not_stored() {
+    let app = spawn_app(0).await;
+    let post_raw = |content_type: &'static str, body: String| {
+        app.client
+            .post(app.url("/v1/jobs"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let (status, error) = error_of(
+        post_raw("application/json", "{\"epochs\": 3,".into())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    let (status, error) = error_of(
+        post_raw("text/plain", small_job(1).to_string())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let (status, error) = error_of(post_raw("application/json", huge).await.unwrap()).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    let listed: Value = app.get("/v1/jobs").await.json().await.unwrap();
+    assert_eq!(listed["total"], 0);
+    app.shutdown().await;
+}
