@@ -7,6 +7,7 @@
 mod error;
 mod events;
 mod health;
+mod job_results;
 mod job_view;
 mod jobs;
 mod json;
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(schedules::router())
         .merge(jobs::router())
+        .merge(job_results::router())
         .merge(events::router())
         .fallback(not_found)
         .with_state(state)
