@@ -90,11 +90,6 @@ impl Service {
         &self.0.store
     }
 
-    /// The service's configuration.
-    pub fn config(&self) -> &ServiceConfig {
-        &self.0.config
-    }
-
     /// Where a job's checkpoints and weights live.
     pub fn artifacts_dir(&self, job: JobId) -> PathBuf {
         self.0.config.artifacts_dir.join(job.to_string())
