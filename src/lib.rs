@@ -11,12 +11,14 @@
 //! - [`api`]: the axum HTTP layer over all of the above.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod data;
 pub mod job;
 pub mod preview;
 pub mod schedule;
-pub mod server;
+pub mod series;
 pub mod service;
 pub mod store;
 pub mod train;
+pub mod validation;

@@ -1,8 +1,9 @@
 //! The one error type of the HTTP edge, and its mapping to status codes.
 //!
-//! Every handler returns `Result<_, ApiError>`. Each variant carries a stable,
-//! machine-readable `code`; clients match on it, never on the message. Internal
-//! failures are logged with their full chain and answered with a generic 500
+//! Every handler returns `Result<_, ApiError>`. Each error carries a stable,
+//! machine-readable [`ErrorCode`]; clients match on it, never on the message.
+//! Service and validation errors are mapped here, in one place. Internal
+//! failures are logged with their cause chain and answered with a generic 500
 //! so that nothing about the server's insides leaks into a response.
 
 use axum::http::StatusCode;
@@ -10,37 +11,131 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::schedule::SpecError;
+use crate::service::ServiceError;
+use crate::validation::{FieldCode, FieldError};
+
+/// Every code an error body can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// A field breaks a rule (422); the field codes of [`FieldCode`].
+    Field(FieldCode),
+    /// The body is not valid JSON (400).
+    InvalidJson,
+    /// The body could not be read (400).
+    UnreadableBody,
+    /// A query parameter is unknown or has a bad value (400).
+    InvalidQuery,
+    /// A header has a bad value (400).
+    InvalidHeader,
+    /// The body is not `application/json` (415).
+    UnsupportedMediaType,
+    /// The body is over the limit (413).
+    PayloadTooLarge,
+    /// No such route or resource (404).
+    NotFound,
+    /// Cancel of a finished job (409).
+    JobFinished,
+    /// Delete of a job that has not finished (409).
+    JobNotFinished,
+    /// An `Idempotency-Key` reused with a different request (409).
+    IdempotencyKeyReused,
+    /// A state-changing request from a foreign web page (403).
+    ForbiddenOrigin,
+    /// A `Host` header this server does not answer to (403).
+    ForbiddenHost,
+    /// The request took longer than the server allows (408).
+    RequestTimeout,
+    /// The server cannot take work now (503).
+    Unavailable,
+    /// A bug or an I/O failure (500); details are in the server log.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, for documentation checks.
+    pub fn all() -> Vec<ErrorCode> {
+        let mut all: Vec<ErrorCode> = FieldCode::ALL.into_iter().map(ErrorCode::Field).collect();
+        all.extend([
+            ErrorCode::InvalidJson,
+            ErrorCode::UnreadableBody,
+            ErrorCode::InvalidQuery,
+            ErrorCode::InvalidHeader,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::NotFound,
+            ErrorCode::JobFinished,
+            ErrorCode::JobNotFinished,
+            ErrorCode::IdempotencyKeyReused,
+            ErrorCode::ForbiddenOrigin,
+            ErrorCode::ForbiddenHost,
+            ErrorCode::RequestTimeout,
+            ErrorCode::Unavailable,
+            ErrorCode::Internal,
+        ]);
+        all
+    }
+
+    /// The code as it appears in error bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Field(code) => code.as_str(),
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::UnreadableBody => "unreadable_body",
+            ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::InvalidHeader => "invalid_header",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::JobFinished => "job_finished",
+            ErrorCode::JobNotFinished => "job_not_finished",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::ForbiddenOrigin => "forbidden_origin",
+            ErrorCode::ForbiddenHost => "forbidden_host",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status of an error with this code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::Field(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidJson
+            | ErrorCode::UnreadableBody
+            | ErrorCode::InvalidQuery
+            | ErrorCode::InvalidHeader => StatusCode::BAD_REQUEST,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::JobFinished
+            | ErrorCode::JobNotFinished
+            | ErrorCode::IdempotencyKeyReused => StatusCode::CONFLICT,
+            ErrorCode::ForbiddenOrigin | ErrorCode::ForbiddenHost => StatusCode::FORBIDDEN,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Lets tests compare a code with its word directly.
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
 
 /// An error answered to an HTTP client as `{"error": {"code", "message", "path"?}}`.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The request could not be read at all (malformed JSON, bad query string).
+    /// A client error: its code, a sentence, and the field, parameter or header concerned.
     #[error("{message}")]
-    BadRequest {
-        code: &'static str,
+    Client {
+        code: ErrorCode,
         message: String,
         path: Option<String>,
     },
-    /// The body is not `application/json`.
-    #[error("expected a request body with content type application/json")]
-    UnsupportedMediaType,
-    /// The body is larger than the server accepts.
-    #[error("request body is larger than the limit of {limit} bytes")]
-    PayloadTooLarge { limit: usize },
-    /// The request is well-formed JSON but breaks a rule; `path` names the field.
-    #[error("{message}")]
-    Unprocessable {
-        code: &'static str,
-        message: String,
-        path: String,
-    },
-    /// No such resource.
-    #[error("{what} not found")]
-    NotFound { what: String },
-    /// The resource is in a state that forbids the operation.
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
     /// Anything else: a bug or an I/O failure. Logged, never detailed to clients.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -61,27 +156,32 @@ struct ErrorDetail<'a> {
 }
 
 impl ApiError {
-    /// A 422 for a field that breaks a rule.
-    pub fn invalid(
-        code: &'static str,
-        path: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        ApiError::Unprocessable {
+    /// A client error without a field.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError::Client {
             code,
             message: message.into(),
-            path: path.into(),
+            path: None,
         }
     }
 
-    /// A schedule-spec error found under the request field `prefix` (e.g. `"schedule"`).
-    pub fn from_spec(err: SpecError, prefix: &str) -> Self {
-        let err = err.prefixed(prefix);
-        ApiError::Unprocessable {
-            code: err.code,
-            message: err.message,
-            path: err.path,
+    /// A client error about one field, parameter or header.
+    pub fn at(code: ErrorCode, path: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Client {
+            code,
+            message: message.into(),
+            path: Some(path.into()),
         }
+    }
+
+    /// A 400 for a query parameter.
+    pub fn bad_query(parameter: &str, message: impl Into<String>) -> Self {
+        ApiError::at(ErrorCode::InvalidQuery, parameter, message)
+    }
+
+    /// A 404 for `what` (`job 17`, `route`).
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
     }
 
     /// Any internal failure: kept for the log, hidden from the client.
@@ -91,35 +191,21 @@ impl ApiError {
 
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
     /// The stable machine-readable code of this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::BadRequest { code, .. }
-            | ApiError::Unprocessable { code, .. }
-            | ApiError::Conflict { code, .. } => code,
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::NotFound { .. } => "not_found",
-            ApiError::Internal(_) => "internal",
+            ApiError::Client { code, .. } => *code,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
     fn path(&self) -> Option<&str> {
         match self {
-            ApiError::BadRequest { path, .. } => path.as_deref(),
-            ApiError::Unprocessable { path, .. } => Some(path.as_str()),
-            _ => None,
+            ApiError::Client { path, .. } => path.as_deref(),
+            ApiError::Internal(_) => None,
         }
     }
 }
@@ -127,16 +213,45 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(err) = &self {
-            tracing::error!(error = ?err, "internal error while handling a request");
+            // The cause chain on one line: no backtrace in the log for an I/O error.
+            tracing::error!(error = %format!("{err:#}"), "internal error while handling a request");
         }
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code(),
+                code: self.code().as_str(),
                 message: self.to_string(),
                 path: self.path(),
             },
         };
         (self.status(), Json(body)).into_response()
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(err: FieldError) -> Self {
+        ApiError::at(ErrorCode::Field(err.code), err.path, err.message)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        let code = match err {
+            ServiceError::Invalid(field) => return field.into(),
+            err @ (ServiceError::Artifacts { .. } | ServiceError::Store(_)) => {
+                return ApiError::internal(err)
+            }
+            err @ ServiceError::ArtifactsKept { .. } => {
+                // Say what happened (nothing was deleted), keep the path for the log.
+                let message = err.to_string();
+                tracing::error!(error = %format!("{:#}", anyhow::Error::from(err)), "a delete was refused");
+                return ApiError::new(ErrorCode::Internal, message);
+            }
+            ServiceError::NotFound(_) | ServiceError::NoWeights(_) => ErrorCode::NotFound,
+            ServiceError::IdempotencyKeyReused { .. } => ErrorCode::IdempotencyKeyReused,
+            ServiceError::AlreadyFinished { .. } => ErrorCode::JobFinished,
+            ServiceError::NotFinished { .. } => ErrorCode::JobNotFinished,
+        };
+        ApiError::new(code, err.to_string())
     }
 }
 

@@ -18,11 +18,11 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
-use super::jobs::{job_id, view};
+use super::job_view::JobView;
+use super::jobs::job_id;
 use super::AppState;
-use crate::job::{JobId, JobStatus};
+use crate::job::{JobError, JobId, JobStatus};
 use crate::service::JobEvent;
-use crate::store::JobError;
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -35,11 +35,18 @@ struct DoneData {
     error: Option<JobError>,
 }
 
+/// An event with a JSON payload. Our payloads always serialize; should one ever not, the
+/// client gets an `error` event saying so (and the log has why), never a silent `{}`.
 fn sse_event<T: Serialize>(name: &str, data: &T) -> Event {
     Event::default()
         .event(name)
         .json_data(data)
-        .unwrap_or_else(|_| Event::default().event(name).data("{}"))
+        .unwrap_or_else(|err| {
+            tracing::error!(event = name, error = %err, "could not encode an SSE event");
+            Event::default()
+                .event("error")
+                .data(format!("could not encode the {name} event"))
+        })
 }
 
 /// Per-connection state of the live part of the stream.
@@ -50,6 +57,8 @@ struct Live {
     /// The last epoch sent, so a row both stored and broadcast is sent once.
     last_epoch: u32,
     finished: bool,
+    /// Events to send before reading more from the broadcast (a resync after a lag).
+    pending: std::collections::VecDeque<Event>,
 }
 
 async fn events(
@@ -58,20 +67,15 @@ async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = job_id(path)?;
     let receiver = state.service().subscribe();
-    let job = state
-        .store()
-        .job(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound {
-            what: format!("job {id}"),
-        })?;
-    let rows = state.store().epoch_metrics(id).await?;
+    let details = state.service().job(id).await?;
+    let rows = state.service().metrics(id).await?;
+    let job = &details.record;
     let finished = job.status.is_finished();
     let done = DoneData {
         status: job.status,
         error: job.error.clone(),
     };
-    let mut initial = vec![sse_event("status", &view(&state, job).await?)];
+    let mut initial = vec![sse_event("status", &JobView::from(details))];
     let last_epoch = rows.last().map_or(0, |row| row.epoch);
     initial.extend(rows.iter().map(|row| sse_event("epoch", row)));
     if finished {
@@ -84,6 +88,7 @@ async fn events(
         receiver,
         last_epoch,
         finished,
+        pending: std::collections::VecDeque::new(),
     };
     let live = stream::unfold(live, next_live_event);
     let stream = stream::iter(initial).chain(live).map(Ok);
@@ -93,6 +98,9 @@ async fn events(
 /// The next live event of this job, or `None` once it is done.
 async fn next_live_event(mut live: Live) -> Option<(Event, Live)> {
     loop {
+        if let Some(event) = live.pending.pop_front() {
+            return Some((event, live));
+        }
         if live.finished {
             return None;
         }
@@ -104,14 +112,13 @@ async fn next_live_event(mut live: Live) -> Option<(Event, Live)> {
             Ok(event) => event,
             Err(RecvError::Closed) => return None,
             Err(RecvError::Lagged(_)) => {
-                // Too slow to keep up: resend the current state instead of the missed ticks.
-                match live.state.store().job(live.job).await {
-                    Ok(Some(job)) => match view(&live.state, job).await {
-                        Ok(view) => return Some((sse_event("status", &view), live)),
-                        Err(_) => return None,
-                    },
-                    _ => return None,
+                // Too slow to keep up: resend the current state and the epochs stored
+                // meanwhile, instead of the missed ticks.
+                if let Err(err) = resync(&mut live).await {
+                    tracing::warn!(job = %live.job, error = %err, "ending an SSE stream that fell behind");
+                    return None;
                 }
+                continue;
             }
         };
         if event.job() != live.job {
@@ -136,4 +143,26 @@ async fn next_live_event(mut live: Live) -> Option<(Event, Live)> {
         };
         return Some((out, live));
     }
+}
+
+/// Queues the job's current state, the epochs stored since the last one sent, and `done`
+/// if it has finished.
+async fn resync(live: &mut Live) -> Result<(), ApiError> {
+    let details = live.state.service().job(live.job).await?;
+    let rows = live.state.service().metrics(live.job).await?;
+    let status = details.record.status;
+    let error = details.record.error.clone();
+    live.pending
+        .push_back(sse_event("status", &JobView::from(details)));
+    let sent = live.last_epoch;
+    for row in rows.iter().filter(|row| row.epoch > sent) {
+        live.pending.push_back(sse_event("epoch", row));
+        live.last_epoch = row.epoch;
+    }
+    if status.is_finished() {
+        live.finished = true;
+        live.pending
+            .push_back(sse_event("done", &DoneData { status, error }));
+    }
+    Ok(())
 }

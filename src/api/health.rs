@@ -1,22 +1,47 @@
-//! `GET /healthz`: liveness, and whether the job store answers.
+//! `GET /healthz` (the process runs and its database answers) and `GET /readyz` (it can
+//! take work), for load balancers, container health checks and orchestrators.
 
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::AppState;
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
-/// 200 when the server runs and its database answers a query.
-async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.store().ping().await?;
-    Ok(Json(
-        json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
-    ))
+/// 200 when the server runs and its database answers a query that reads its tables;
+/// 503 otherwise.
+async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if let Err(err) = state.service().check_health().await {
+        tracing::error!(error = %format!("{:#}", anyhow::Error::from(err)), "health check failed");
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "the database does not answer; see the server log",
+        ));
+    }
+    Ok(Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})).into_response())
+}
+
+/// 200 when this process can take work: not shutting down, database answering, artifacts
+/// directory writable; 503 with the reasons otherwise.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let problems = state.service().readiness().await;
+    if problems.is_empty() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "reasons": problems})),
+        )
+            .into_response()
+    }
 }

@@ -3,8 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::job::{JobId, JobSpec, JobStatus, Warning};
-use crate::store::{JobError, JobRecord, MetricSummary};
+use crate::job::{JobError, JobId, JobSpec, JobStatus, Warning};
+use crate::service::JobDetails;
+use crate::store::{JobRecord, MetricSummary};
 use crate::train::EpochMetrics;
 
 /// A job: its spec, where it is, and how it is doing.
@@ -105,5 +106,11 @@ impl JobView {
                 this: base,
             },
         }
+    }
+}
+
+impl From<JobDetails> for JobView {
+    fn from(details: JobDetails) -> Self {
+        JobView::new(details.record, details.summary, details.queue_position)
     }
 }

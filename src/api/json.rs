@@ -11,7 +11,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 
 /// The largest request body lrlab reads (1 MiB); also enforced by a layer.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -29,17 +29,22 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "expected a request body with content type application/json",
+            ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge { limit: BODY_LIMIT }
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("request body is larger than the limit of {BODY_LIMIT} bytes"),
+                )
             } else {
-                ApiError::BadRequest {
-                    code: "unreadable_body",
-                    message: format!("could not read the request body: {rejection}"),
-                    path: None,
-                }
+                ApiError::new(
+                    ErrorCode::UnreadableBody,
+                    format!("could not read the request body: {rejection}"),
+                )
             }
         })?;
         parse_json(&bytes).map(AppJson)
@@ -48,63 +53,18 @@ where
 
 /// Parses `bytes` as JSON into `T`: a syntax error is a 400, a shape error a 422 naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|err| ApiError::BadRequest {
-            code: "invalid_json",
-            message: format!("request body is not valid JSON: {err}"),
-            path: None,
-        })?;
-    from_value(value)
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("request body is not valid JSON: {err}"),
+        )
+    })?;
+    from_value(&value)
 }
 
-/// Deserializes an already parsed JSON value, naming the offending field on failure.
-pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let parent = match err.path().to_string() {
-            root if root == "." => String::new(),
-            path => path,
-        };
-        let message = err.inner().to_string();
-        let (code, path) = describe_serde_error(&parent, &message);
-        ApiError::Unprocessable {
-            code,
-            message,
-            path,
-        }
-    })
-}
-
-/// Classifies a serde message and, for field-level messages reported at the
-/// parent object, appends the field's own name so the path points at it.
-fn describe_serde_error(parent: &str, message: &str) -> (&'static str, String) {
-    // serde_path_to_error reports some field errors at the field itself and
-    // some at its parent object: name the field exactly once.
-    let named_field = || match message.split('`').nth(1) {
-        Some(field) if parent != field && !parent.ends_with(&format!(".{field}")) => {
-            join_path(parent, field)
-        }
-        _ => parent.to_string(),
-    };
-    if message.starts_with("unknown field") {
-        ("unknown_field", named_field())
-    } else if message.starts_with("missing field") {
-        ("missing_field", named_field())
-    } else if message.starts_with("invalid type") {
-        ("invalid_type", parent.to_string())
-    } else if message.starts_with("unknown variant") {
-        ("unknown_value", parent.to_string())
-    } else {
-        ("invalid_value", parent.to_string())
-    }
-}
-
-/// Joins a parent path and a field name with a dot (no dot at the root).
-pub fn join_path(parent: &str, field: &str) -> String {
-    if parent.is_empty() {
-        field.to_string()
-    } else {
-        format!("{parent}.{field}")
-    }
+/// Deserializes an already parsed JSON value, naming the offending field on failure (422).
+pub fn from_value<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, ApiError> {
+    crate::validation::from_json_value(value).map_err(ApiError::from)
 }
 
 /// `application/json` or any `application/*+json`, with or without parameters.
@@ -143,7 +103,11 @@ mod tests {
 
     fn unprocessable(err: ApiError) -> (&'static str, String) {
         match err {
-            ApiError::Unprocessable { code, path, .. } => (code, path),
+            ApiError::Client {
+                code: ErrorCode::Field(code),
+                path: Some(path),
+                ..
+            } => (code.as_str(), path),
             other => panic!("expected a 422, got {other:?}"),
         }
     }

@@ -1,16 +1,20 @@
 //! The HTTP layer: axum routes over the schedule engine and the job service.
 //!
-//! Each resource owns its routes (`health`, `schedules`, `jobs`); [`router`]
-//! merges them and wraps them in the cross-cutting layers (request ids,
-//! tracing spans, timeout, compression, body limit) in one place.
+//! Each resource owns its routes (`health`, `schedules`, `jobs`, …); [`router`]
+//! merges them and wraps them in the cross-cutting layers (host and origin
+//! checks, request ids, tracing spans, timeout, compression, body limit) in one
+//! place. Handlers are thin: extract, call one service method, shape the answer.
 
+mod encode;
 mod error;
 mod events;
+mod guard;
 mod health;
 mod job_results;
 mod job_view;
 mod jobs;
 mod json;
+mod query;
 mod schedules;
 
 use std::sync::Arc;
@@ -25,12 +29,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
+pub use guard::HostPolicy;
 pub use json::BODY_LIMIT;
 pub use schedules::MAX_PREVIEW_STEPS;
 
 use crate::service::Service;
-use crate::store::Store;
 
 /// How long a request may take before the server answers 408. Previews of a
 /// million steps take well under a second; SSE streams are not affected
@@ -43,12 +47,13 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     service: Service,
+    hosts: HostPolicy,
 }
 
 impl AppState {
-    /// State over a running job service.
-    pub fn new(service: Service) -> Self {
-        AppState(Arc::new(Inner { service }))
+    /// State over a running job service, answering the hosts `hosts` allows.
+    pub fn new(service: Service, hosts: HostPolicy) -> Self {
+        AppState(Arc::new(Inner { service, hosts }))
     }
 
     /// The job service (queue, workers, events).
@@ -56,9 +61,9 @@ impl AppState {
         &self.0.service
     }
 
-    /// The job store.
-    pub fn store(&self) -> &Store {
-        self.0.service.store()
+    /// Which `Host` values are answered.
+    pub fn hosts(&self) -> &HostPolicy {
+        &self.0.hosts
     }
 }
 
@@ -91,12 +96,14 @@ pub fn router(state: AppState) -> Router {
         .merge(job_results::router())
         .merge(events::router())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check,
+        ))
         .with_state(state)
         .layer(layers)
 }
 
 async fn not_found() -> ApiError {
-    ApiError::NotFound {
-        what: "route".into(),
-    }
+    ApiError::not_found("route")
 }

@@ -1,18 +1,20 @@
 //! `/v1/schedules/*`: the schedule catalogue and previews (a spec's curve, without training).
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::Query;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::extract::RawQuery;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
+use super::encode;
+use super::error::{ApiError, ErrorCode};
 use super::json::AppJson;
+use super::query::QueryParams;
 use super::AppState;
-use crate::preview;
+use crate::preview::{self, Preview, PreviewFormat};
 use crate::schedule::{self, Schedule};
+use crate::validation::FieldCode;
 
 /// The most steps one preview may ask for: a million f64s is ~20 MB of JSON.
 pub const MAX_PREVIEW_STEPS: u64 = preview::MAX_PREVIEW_STEPS as u64;
@@ -43,52 +45,40 @@ struct PreviewRequest {
     steps: u64,
 }
 
-/// The representations a preview can be answered in.
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum PreviewFormat {
-    #[default]
-    Json,
-    Csv,
-    Svg,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PreviewQuery {
-    #[serde(default)]
-    format: PreviewFormat,
-}
-
-#[derive(Debug, Serialize)]
-struct PreviewResponse {
-    steps: u64,
-    lr: Vec<f64>,
-    /// True when the schedule reacts to metrics during training
-    /// (`reduce_on_plateau`): the curve is then only its starting point.
-    adaptive: bool,
-    /// The spec as it will be used, with every default filled in.
-    schedule: schedule::ScheduleSpec,
-}
-
-/// Evaluates a spec at steps `0..steps` and answers as JSON, CSV or SVG.
+/// Evaluates a spec at steps `0..steps` and answers as JSON (downsampled to
+/// `max_points` buckets when longer; default [`preview::DEFAULT_MAX_POINTS`]), CSV
+/// (every step), a table or an SVG chart. Rendering and compression run off the
+/// async runtime: a million steps is a lot of text.
 async fn preview(
-    query: Result<Query<PreviewQuery>, QueryRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
     AppJson(request): AppJson<PreviewRequest>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest {
-        code: "invalid_query",
-        message: format!(
-            "{} (format is one of json, csv, svg)",
-            rejection.body_text()
-        ),
-        path: Some("format".into()),
-    })?;
-    let schedule = Schedule::from_json(&request.schedule)
-        .map_err(|err| ApiError::from_spec(err, "schedule"))?;
+    let params = QueryParams::parse(query.as_deref(), &["format", "max_points"])?;
+    let format = match params.get("format") {
+        None => PreviewFormat::Json,
+        Some(word) => word
+            .parse::<PreviewFormat>()
+            .map_err(|message| ApiError::bad_query("format", message))?,
+    };
+    let max_points =
+        match params.parse_opt::<usize>("max_points", "an integer between 1 and 1000000")? {
+            None => preview::DEFAULT_MAX_POINTS,
+            Some(n) if (1..=preview::MAX_PREVIEW_STEPS).contains(&n) => n,
+            Some(n) => {
+                return Err(ApiError::bad_query(
+                    "max_points",
+                    format!(
+                        "max_points must be between 1 and {}, got `{n}`",
+                        preview::MAX_PREVIEW_STEPS
+                    ),
+                ))
+            }
+        };
+    let schedule = Schedule::from_json(&request.schedule).map_err(|e| e.prefixed("schedule"))?;
     if !(1..=MAX_PREVIEW_STEPS).contains(&request.steps) {
-        return Err(ApiError::invalid(
-            "out_of_range",
+        return Err(ApiError::at(
+            ErrorCode::Field(FieldCode::OutOfRange),
             "steps",
             format!(
                 "steps must be between 1 and {MAX_PREVIEW_STEPS}, got {}",
@@ -97,33 +87,11 @@ async fn preview(
         ));
     }
     let steps = request.steps;
-    // A million evaluations plus their serialization take tens of
-    // milliseconds: keep that off the async runtime's threads.
-    tokio::task::spawn_blocking(move || render(&schedule, steps, query.format))
-        .await
-        .map_err(ApiError::internal)?
-}
-
-fn render(schedule: &Schedule, steps: u64, format: PreviewFormat) -> Result<Response, ApiError> {
-    let count = usize::try_from(steps).map_err(ApiError::internal)?;
-    let lr = schedule.preview(count);
-    Ok(match format {
-        PreviewFormat::Json => Json(PreviewResponse {
-            steps,
-            adaptive: schedule.is_adaptive(),
-            schedule: schedule.spec().clone(),
-            lr,
-        })
-        .into_response(),
-        PreviewFormat::Csv => (
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            preview::to_csv(&lr),
-        )
-            .into_response(),
-        PreviewFormat::Svg => {
-            let title = preview::title_for(schedule);
-            let svg = preview::to_svg(&lr, &title).map_err(ApiError::internal)?;
-            ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response()
-        }
+    encode::off_runtime(&headers, format.content_type(), move || {
+        let preview = Preview::new(&schedule, steps).map_err(ApiError::internal)?;
+        preview
+            .render(format, None, max_points)
+            .map_err(ApiError::internal)
     })
+    .await
 }

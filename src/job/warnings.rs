@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::{JobSpec, FASHION_MNIST_TRAIN_LEN};
+use super::plan::JobPlan;
 use crate::schedule::Schedule;
 use crate::train::ScheduleUnit;
 
@@ -18,33 +18,65 @@ pub const DIVERGENCE_RATE: f64 = 1.0;
 /// At most this many steps are evaluated when scanning a job's rates.
 const SCAN_POINTS: u64 = 100_000;
 
+/// What a warning is about: a stable word clients match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningCode {
+    /// A length in the schedule is beyond the job's length in its unit.
+    ScheduleLongerThanJob,
+    /// The curve stops changing in the first half of the job.
+    ScheduleEndsEarly,
+    /// The first epoch or update trains nothing.
+    ZeroRateAtStart,
+    /// The effective rate goes above [`DIVERGENCE_RATE`].
+    RateLikelyDiverges,
+}
+
+impl WarningCode {
+    /// Every code, for documentation checks.
+    pub const ALL: [WarningCode; 4] = [
+        WarningCode::ScheduleLongerThanJob,
+        WarningCode::ScheduleEndsEarly,
+        WarningCode::ZeroRateAtStart,
+        WarningCode::RateLikelyDiverges,
+    ];
+
+    /// The code as it appears in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningCode::ScheduleLongerThanJob => "schedule_longer_than_job",
+            WarningCode::ScheduleEndsEarly => "schedule_ends_early",
+            WarningCode::ZeroRateAtStart => "zero_rate_at_start",
+            WarningCode::RateLikelyDiverges => "rate_likely_diverges",
+        }
+    }
+}
+
 /// One warning: a stable code, a sentence, and the field it concerns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Warning {
-    pub code: String,
+    pub code: WarningCode,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
 }
 
 impl Warning {
-    fn new(code: &str, path: Option<String>, message: String) -> Self {
+    fn new(code: WarningCode, path: Option<String>, message: String) -> Self {
         Warning {
-            code: code.to_string(),
+            code,
             message,
             path,
         }
     }
 }
 
-/// Every warning that applies to `spec`, assuming the full Fashion-MNIST
+/// Every warning that applies to a planned job, assuming the full Fashion-MNIST
 /// training split (60,000 images, cut by `train_limit`).
-pub fn job_warnings(spec: &JobSpec) -> Vec<Warning> {
-    let Ok(schedule) = Schedule::new(spec.schedule.clone()) else {
-        // A stored spec was validated on submission; nothing to warn about here.
-        return Vec::new();
-    };
-    let updates = spec.total_steps(FASHION_MNIST_TRAIN_LEN);
+pub fn job_warnings(plan: &JobPlan) -> Vec<Warning> {
+    let spec = plan.spec();
+    let schedule = plan.schedule();
+    let updates = plan.total_steps();
     let (total, unit, other_unit) = match spec.schedule_unit {
         ScheduleUnit::Epoch => (u64::from(spec.epochs), "epoch", "step"),
         ScheduleUnit::Step => (updates, "update", "epoch"),
@@ -61,7 +93,7 @@ pub fn job_warnings(spec: &JobSpec) -> Vec<Warning> {
                 String::new()
             };
             warnings.push(Warning::new(
-                "schedule_longer_than_job",
+                WarningCode::ScheduleLongerThanJob,
                 Some(format!("schedule.{path}")),
                 format!(
                     "schedule.{path} is {length}, but the job runs only {total} {unit}s: the schedule will not get there{hint}"
@@ -70,7 +102,7 @@ pub fn job_warnings(spec: &JobSpec) -> Vec<Warning> {
         }
     }
 
-    let (peak_step, peak) = peak_rate(&schedule, total);
+    let (peak_step, peak) = peak_rate(schedule, total);
     if let Some(horizon) = schedule.horizon() {
         // Only a curve that has come down to its end value is a mistake when
         // it flattens early; a warm-up into a constant rate is meant to.
@@ -83,7 +115,7 @@ pub fn job_warnings(spec: &JobSpec) -> Vec<Warning> {
                     String::new()
                 };
             warnings.push(Warning::new(
-                "schedule_ends_early",
+                WarningCode::ScheduleEndsEarly,
                 Some("schedule".to_string()),
                 format!(
                     "the schedule stops changing after {unit} {horizon} of {total}: the rest of the job runs at a fixed rate of {}{hint}",
@@ -95,7 +127,7 @@ pub fn job_warnings(spec: &JobSpec) -> Vec<Warning> {
 
     if schedule.lr(0) == 0.0 {
         warnings.push(Warning::new(
-            "zero_rate_at_start",
+            WarningCode::ZeroRateAtStart,
             Some("schedule".to_string()),
             format!("the rate at {unit} 0 is 0: that {unit} trains nothing"),
         ));
@@ -112,7 +144,7 @@ pub fn job_warnings(spec: &JobSpec) -> Vec<Warning> {
             String::new()
         };
         warnings.push(Warning::new(
-            "rate_likely_diverges",
+            WarningCode::RateLikelyDiverges,
             Some("schedule".to_string()),
             format!(
                 "the rate reaches {peak} at {unit} {peak_step}{momentum_note}; this LeNet usually diverges under SGD above {DIVERGENCE_RATE}"

@@ -1,29 +1,10 @@
-//! Tests of the preview formats and the `preview` command.
+//! Tests of the preview formats.
 
-use clap::Parser;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::chart::downsample;
 use super::*;
-use crate::schedule::{Schedule, SpecError};
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: PreviewArgs,
-}
-
-fn args(argv: &[&str]) -> PreviewArgs {
-    Cli::try_parse_from(std::iter::once("preview").chain(argv.iter().copied()))
-        .unwrap()
-        .args
-}
-
-fn run(argv: &[&str]) -> anyhow::Result<String> {
-    let mut out = Vec::new();
-    run_preview(args(argv), &mut out)?;
-    Ok(String::from_utf8(out).unwrap())
-}
+use crate::schedule::Schedule;
 
 /// The contents of an SVG's `<text>` elements, trimmed.
 fn texts(svg: &str) -> Vec<&str> {
@@ -148,94 +129,8 @@ fn svg_refuses_empty_and_non_finite_series() {
 }
 
 #[test]
-fn json_output_matches_the_api_body() {
-    let out = run(&[COSINE, "--steps", "7", "--format", "json"]).unwrap();
-    let body: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(body["steps"], 7);
-    assert_eq!(body["adaptive"], false);
-    let lr: Vec<f64> = serde_json::from_value(body["lr"].clone()).unwrap();
-    // warm-up 0 → 0.1 over 2 steps, then the cosine from its own step 0
-    // (0.1·(1+cos(π·k/4))/2 for k = 0..4), then 0.
-    let expected = [
-        0.0,
-        0.05,
-        0.1,
-        0.08535533905932738,
-        0.05,
-        0.014644660940672627,
-        0.0,
-    ];
-    for (got, want) in lr.iter().zip(expected) {
-        assert!((got - want).abs() < 1e-15, "{lr:?}");
-    }
-    assert_eq!(lr.len(), 7);
-}
-
-#[test]
-fn adaptive_schedules_are_flagged() {
-    let out = run(&[
-        r#"{"kind":"reduce_on_plateau","lr":0.1}"#,
-        "--steps",
-        "3",
-        "--format",
-        "json",
-    ])
-    .unwrap();
-    let body: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        body,
-        json!({"steps": 3, "lr": [0.1, 0.1, 0.1], "adaptive": true})
-    );
-    let table = run(&[r#"{"kind":"reduce_on_plateau","lr":0.1}"#, "--steps", "3"]).unwrap();
-    assert!(table.starts_with("note: reduce_on_plateau"));
-}
-
-#[test]
-fn csv_and_svg_outputs() {
-    let csv = run(&[COSINE, "--steps", "3", "--format", "csv"]).unwrap();
-    assert_eq!(csv, "step,lr\n0,0\n1,0.05\n2,0.1\n");
-    let svg = run(&[COSINE, "--steps", "50", "--format", "svg"]).unwrap();
-    assert!(svg.contains("warmup → cosine"));
-    let titled = run(&[
-        COSINE, "--steps", "50", "--format", "svg", "--title", "mine",
-    ])
-    .unwrap();
-    assert!(texts(&titled).contains(&"mine"));
-}
-
-#[test]
-fn invalid_specs_fail_with_the_field_path() {
-    let err = run(&[
-        r#"{"kind":"warmup","steps":5,"then":{"kind":"cosine","lr":0.1,"max_steps":10,"bogus":1}}"#,
-        "--steps",
-        "3",
-    ])
-    .unwrap_err();
-    assert!(format!("{err:#}").contains("`then.bogus`"), "{err:#}");
-    let spec = err.downcast_ref::<SpecError>().unwrap();
-    assert_eq!(
-        (spec.code, spec.path.as_str()),
-        ("unknown_field", "then.bogus")
-    );
-
-    let err = run(&["{not json", "--steps", "3"]).unwrap_err();
-    assert!(format!("{err:#}").contains("not valid JSON"));
-}
-
-#[test]
 fn steps_are_bounded() {
-    for bad in ["0", "1000001", "-1", "many"] {
-        assert!(
-            Cli::try_parse_from(["preview", COSINE, "--steps", bad]).is_err(),
-            "--steps {bad} accepted"
-        );
-    }
-    assert!(Cli::try_parse_from(["preview", COSINE, "--steps", "1000000"]).is_ok());
-    assert!(
-        Cli::try_parse_from(["preview", COSINE]).is_err(),
-        "--steps is required"
-    );
-    // Built in code, the bound still holds.
+    // Built in code, the bound holds (the command line's is tested in `cli::preview`).
     let s = Schedule::from_json(&json!({"kind": "constant", "lr": 0.1})).unwrap();
     assert!(matches!(Preview::new(&s, 0), Err(PreviewError::Steps(0))));
     assert!(matches!(

@@ -27,7 +27,7 @@ mod tests;
 
 pub use catalog::{catalog, FieldInfo, KindInfo};
 pub use compiled::Schedule;
-pub use error::SpecError;
+pub use error::{FieldCode, SpecError};
 pub use limits::{MAX_DEPTH, MAX_MILESTONES, MAX_PHASES};
 pub use plateau::PlateauState;
 pub use scheduler::{Scheduler, SchedulerState};

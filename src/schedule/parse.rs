@@ -11,7 +11,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::error::{join, SpecError};
+use super::error::{join, FieldCode, SpecError};
 use super::limits::{MAX_DEPTH, MAX_MILESTONES, MAX_PHASES};
 use super::spec::{
     Constant, Cosine, CosineRestarts, Cyclic, CyclicFields, Factor, InversePower, Linear,
@@ -48,14 +48,14 @@ fn parse_node(
 ) -> Result<ScheduleSpec, SpecError> {
     if depth > MAX_DEPTH {
         return Err(SpecError::new(
-            "too_deep",
+            FieldCode::TooDeep,
             path,
             format!("schedules may be nested at most {MAX_DEPTH} deep (warmup/sequential)"),
         ));
     }
     let Some(obj) = value.as_object() else {
         return Err(SpecError::new(
-            "invalid_type",
+            FieldCode::InvalidType,
             path,
             format!(
                 "expected a schedule object with a `kind` field, found {}",
@@ -67,7 +67,7 @@ fn parse_node(
     let kind = match obj.get("kind") {
         None => {
             return Err(SpecError::new(
-                "missing_field",
+                FieldCode::MissingField,
                 kind_path,
                 format!("missing field `kind`; valid kinds: {}", KINDS.join(", ")),
             ))
@@ -75,7 +75,7 @@ fn parse_node(
         Some(Value::String(k)) => k.as_str(),
         Some(other) => {
             return Err(SpecError::new(
-                "invalid_type",
+                FieldCode::InvalidType,
                 kind_path,
                 format!("`kind` must be a string, found {}", describe(other)),
             ))
@@ -99,7 +99,7 @@ fn parse_node(
                 totals.milestones += ms.len();
                 if totals.milestones > MAX_MILESTONES {
                     return Err(SpecError::new(
-                        "too_large",
+                        FieldCode::TooLarge,
                         join(path, "milestones"),
                         format!("a spec may list at most {MAX_MILESTONES} milestones in total"),
                     ));
@@ -133,7 +133,7 @@ fn parse_node(
         "sequential" => ScheduleSpec::Sequential(parse_sequential(obj, path, depth, totals)?),
         other => {
             return Err(SpecError::new(
-                "unknown_kind",
+                FieldCode::UnknownKind,
                 kind_path,
                 format!("unknown kind `{other}`; valid kinds: {}", KINDS.join(", ")),
             ))
@@ -159,7 +159,7 @@ fn parse_sequential(
         Some(Value::Array(items)) => items,
         Some(other) => {
             return Err(SpecError::new(
-                "invalid_type",
+                FieldCode::InvalidType,
                 phases_path,
                 format!(
                     "`phases` must be an array of {{steps, schedule}} objects, found {}",
@@ -171,7 +171,7 @@ fn parse_sequential(
     totals.phases += items.len();
     if totals.phases > MAX_PHASES {
         return Err(SpecError::new(
-            "too_large",
+            FieldCode::TooLarge,
             phases_path,
             format!("a spec may have at most {MAX_PHASES} sequential phases in total"),
         ));
@@ -181,7 +181,7 @@ fn parse_sequential(
         let item_path = format!("{phases_path}[{i}]");
         let Some(item) = item.as_object() else {
             return Err(SpecError::new(
-                "invalid_type",
+                FieldCode::InvalidType,
                 item_path,
                 format!(
                     "a phase must be an object {{steps, schedule}}, found {}",
@@ -234,16 +234,13 @@ fn from_serde_message(raw: &str, mut path: String) -> SpecError {
         .replace("expected u64", "expected an integer >= 0")
         .replace("expected f64", "expected a number");
     let named = raw.split('`').nth(1).unwrap_or_default().to_owned();
-    let code = if raw.starts_with("unknown field") {
-        "unknown_field"
-    } else if raw.starts_with("missing field") {
-        "missing_field"
-    } else if raw.starts_with("invalid type") {
-        "invalid_type"
-    } else {
-        "invalid_value"
+    // The schedule API has always reported an unknown enumeration word as
+    // `invalid_value` (its documented codes); keep that.
+    let code = match FieldCode::of_serde_message(raw) {
+        FieldCode::UnknownValue => FieldCode::InvalidValue,
+        code => code,
     };
-    if matches!(code, "unknown_field" | "missing_field")
+    if code.names_a_field()
         && !named.is_empty()
         && !path.ends_with(&format!(".{named}"))
         && path != named
@@ -260,13 +257,17 @@ fn from_serde_message(raw: &str, mut path: String) -> SpecError {
 }
 
 fn missing(path: &str, field: &str) -> SpecError {
-    SpecError::new("missing_field", path, format!("missing field `{field}`"))
+    SpecError::new(
+        FieldCode::MissingField,
+        path,
+        format!("missing field `{field}`"),
+    )
 }
 
 fn unknown(path: &str, field: &str, expected: &[&str]) -> SpecError {
     let expected: Vec<String> = expected.iter().map(|f| format!("`{f}`")).collect();
     SpecError::new(
-        "unknown_field",
+        FieldCode::UnknownField,
         path,
         format!(
             "unknown field `{field}`, expected one of {}",

@@ -1,6 +1,6 @@
 //! The value rules of a schedule spec, each error naming its field.
 
-use super::error::{join, SpecError};
+use super::error::{join, FieldCode, SpecError};
 use super::limits::{MAX_DEPTH, MAX_MILESTONES, MAX_PHASES};
 use super::one_cycle::OneCyclePhases;
 use super::spec::ScheduleSpec;
@@ -33,7 +33,7 @@ fn validate_node(
 ) -> Result<(), SpecError> {
     if depth > MAX_DEPTH {
         return Err(SpecError::new(
-            "too_deep",
+            FieldCode::TooDeep,
             path,
             format!("schedules may be nested at most {MAX_DEPTH} deep (warmup/sequential)"),
         ));
@@ -60,14 +60,14 @@ fn validate_node(
             walk.milestones += s.milestones.len();
             if walk.milestones > MAX_MILESTONES {
                 return Err(SpecError::new(
-                    "too_large",
+                    FieldCode::TooLarge,
                     f("milestones"),
                     format!("a spec may list at most {MAX_MILESTONES} milestones in total"),
                 ));
             }
             if let Some(i) = s.milestones.windows(2).position(|w| w[1] <= w[0]) {
                 return Err(SpecError::new(
-                    "not_increasing",
+                    FieldCode::NotIncreasing,
                     format!("{}[{}]", f("milestones"), i + 1),
                     format!(
                         "`milestones` must be strictly increasing, but milestone {} follows {}",
@@ -84,7 +84,7 @@ fn validate_node(
             count(s.max_steps, &f("max_steps"))?;
             if s.warmup_steps >= s.max_steps {
                 return Err(SpecError::new(
-                    "out_of_range",
+                    FieldCode::OutOfRange,
                     f("warmup_steps"),
                     format!(
                         "`warmup_steps` ({}) must be less than `max_steps` ({})",
@@ -111,7 +111,7 @@ fn validate_node(
             count(s.period, &f("period"))?;
             if s.period_mult < 1 {
                 return Err(SpecError::new(
-                    "out_of_range",
+                    FieldCode::OutOfRange,
                     f("period_mult"),
                     "`period_mult` must be an integer >= 1",
                 ));
@@ -123,7 +123,7 @@ fn validate_node(
             rate(s.max_lr, &f("max_lr"))?;
             if s.max_lr < s.base_lr {
                 return Err(SpecError::new(
-                    "out_of_range",
+                    FieldCode::OutOfRange,
                     f("max_lr"),
                     format!(
                         "`max_lr` ({}) must be >= `base_lr` ({})",
@@ -135,7 +135,7 @@ fn validate_node(
             count(s.step_size_down, &f("step_size_down"))?;
             if s.step_size_up.checked_add(s.step_size_down).is_none() {
                 return Err(SpecError::new(
-                    "too_large",
+                    FieldCode::TooLarge,
                     f("step_size_down"),
                     "`step_size_up + step_size_down` must fit in 64 bits",
                 ));
@@ -147,7 +147,7 @@ fn validate_node(
             count(s.total_steps, &f("total_steps"))?;
             if !(s.pct_start > 0.0 && s.pct_start < 1.0) {
                 return Err(SpecError::new(
-                    "out_of_range",
+                    FieldCode::OutOfRange,
                     f("pct_start"),
                     format!(
                         "`pct_start` must lie strictly between 0 and 1, got {}",
@@ -160,20 +160,20 @@ fn validate_node(
             let initial = s.max_lr / s.div_factor;
             if !initial.is_finite() {
                 return Err(SpecError::new(
-                    "out_of_range",
+                    FieldCode::OutOfRange,
                     f("div_factor"),
                     "`max_lr / div_factor` must be a finite number",
                 ));
             }
             if !(initial / s.final_div_factor).is_finite() {
                 return Err(SpecError::new(
-                    "out_of_range",
+                    FieldCode::OutOfRange,
                     f("final_div_factor"),
                     "`max_lr / div_factor / final_div_factor` must be a finite number",
                 ));
             }
             OneCyclePhases::check_lengths(s.total_steps, s.pct_start, s.three_phase)
-                .map_err(|message| SpecError::new("out_of_range", f("pct_start"), message))
+                .map_err(|message| SpecError::new(FieldCode::OutOfRange, f("pct_start"), message))
         }
         ScheduleSpec::Warmup(s) => {
             count(s.steps, &f("steps"))?;
@@ -184,7 +184,7 @@ fn validate_node(
             let phases_path = f("phases");
             if s.phases.is_empty() {
                 return Err(SpecError::new(
-                    "out_of_range",
+                    FieldCode::OutOfRange,
                     phases_path,
                     "`phases` must list at least one phase",
                 ));
@@ -192,7 +192,7 @@ fn validate_node(
             walk.phases += s.phases.len();
             if walk.phases > MAX_PHASES {
                 return Err(SpecError::new(
-                    "too_large",
+                    FieldCode::TooLarge,
                     phases_path,
                     format!("a spec may have at most {MAX_PHASES} sequential phases in total"),
                 ));
@@ -205,7 +205,7 @@ fn validate_node(
                 match phase.steps {
                     None if i < last => {
                         return Err(SpecError::new(
-                            "missing_field",
+                            FieldCode::MissingField,
                             steps_path,
                             "missing field `steps` (required on every phase but the last)",
                         ))
@@ -215,7 +215,7 @@ fn validate_node(
                         count(steps, &steps_path)?;
                         total = total.checked_add(steps).ok_or_else(|| {
                             SpecError::new(
-                                "too_large",
+                                FieldCode::TooLarge,
                                 steps_path.clone(),
                                 "the phases' `steps` add up to more than 64 bits can hold",
                             )
@@ -239,7 +239,7 @@ fn validate_node(
                     first.as_str()
                 };
                 return Err(SpecError::new(
-                    "invalid_value",
+                    FieldCode::InvalidValue,
                     path,
                     format!("a spec may contain only one `reduce_on_plateau` schedule (the first is at {first})"),
                 ));
@@ -248,7 +248,7 @@ fn validate_node(
             rate(s.lr, &f("lr"))?;
             if !(s.factor > 0.0 && s.factor < 1.0) {
                 return Err(SpecError::new(
-                    "out_of_range",
+                    FieldCode::OutOfRange,
                     f("factor"),
                     format!(
                         "`factor` must lie strictly between 0 and 1, got {}",
@@ -276,7 +276,7 @@ fn non_negative(value: f64, path: &str) -> Result<(), SpecError> {
         Ok(())
     } else {
         Err(SpecError::new(
-            "out_of_range",
+            FieldCode::OutOfRange,
             path,
             format!(
                 "`{}` must be a finite number >= 0, got {value}",
@@ -291,7 +291,7 @@ fn positive(value: f64, path: &str) -> Result<(), SpecError> {
         Ok(())
     } else {
         Err(SpecError::new(
-            "out_of_range",
+            FieldCode::OutOfRange,
             path,
             format!(
                 "`{}` must be a finite number > 0, got {value}",
@@ -312,7 +312,7 @@ fn count(value: u64, path: &str) -> Result<(), SpecError> {
         Ok(())
     } else {
         Err(SpecError::new(
-            "out_of_range",
+            FieldCode::OutOfRange,
             path,
             format!("`{}` must be an integer >= 1", field_name(path)),
         ))

@@ -2,8 +2,7 @@
 
 use serde::Serialize;
 
-use crate::job::{JobId, JobStatus};
-use crate::store::JobError;
+use crate::job::{JobError, JobId, JobStatus};
 use crate::train::EpochMetrics;
 
 /// How many events a slow SSE client may fall behind before it is resynced.

@@ -1,12 +1,15 @@
-//! The job service: the queue's workers, cancellation, live events and shutdown.
+//! The job service: a job's whole life cycle — submit, run, cancel, delete — and its events.
 //!
-//! One worker task per device slot claims jobs from the [`Store`] and trains
-//! each on a blocking thread (never on the async runtime's threads). A
-//! submission wakes idle workers through a [`Notify`]; a slow poll is the
-//! fallback. Every stored epoch and every progress tick is also broadcast to
-//! SSE clients.
+//! HTTP handlers (and sweeps, and the command line) call one method here per
+//! action; the service coordinates the [`Store`], the workers and the live
+//! events, so each rule of the life cycle lives in one place. One worker task
+//! per device slot claims jobs and trains each on a blocking thread (never on
+//! the async runtime's threads). A submission wakes idle workers through a
+//! [`Notify`]; a slow poll is the fallback. Every stored epoch and every
+//! progress tick is also broadcast to SSE clients.
 
 mod datasets;
+mod error;
 mod events;
 mod worker;
 
@@ -16,26 +19,85 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, Notify};
 use tokio::task::JoinSet;
 
 pub use datasets::{DataConfig, DatasetCache};
+pub use error::ServiceError;
 pub use events::{JobEvent, ProgressEvent, EVENT_BUFFER};
+pub use worker::FaultHook;
 
-use crate::job::JobId;
-use crate::store::{Store, StoreError};
+use crate::job::{job_warnings, JobId, JobPlan, JobStatus};
+use crate::store::{
+    CancelOutcome, DeleteOutcome, JobFilter, JobRecord, MetricSummary, NewJob, Store, StoreError,
+    Submitted,
+};
+use crate::train::{checkpoint, DeviceSpec, EpochMetrics, StepRecord};
 
 /// How long shutdown waits for running jobs to stop at their next batch.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// How the service runs its jobs.
-#[derive(Debug, Clone)]
+#[derive(Clone, Default)]
 pub struct ServiceConfig {
-    /// One worker per entry, bound to that device (`cpu`, `cuda:0`, …).
-    pub devices: Vec<String>,
+    /// One worker per entry, bound to that device.
+    pub workers: Vec<DeviceSpec>,
     /// Checkpoints and weights go to `<artifacts_dir>/<job id>/`.
     pub artifacts_dir: PathBuf,
     pub data: DataConfig,
+    /// Called by workers at each epoch's end, before it is stored: tests use it to make
+    /// training fail in ways real runs rarely do (a panic).
+    pub fault: Option<FaultHook>,
+}
+
+impl std::fmt::Debug for ServiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceConfig")
+            .field("workers", &self.workers)
+            .field("artifacts_dir", &self.artifacts_dir)
+            .field("data", &self.data)
+            .field("fault", &self.fault.is_some())
+            .finish()
+    }
+}
+
+/// A job with what clients see besides its record.
+#[derive(Debug, Clone)]
+pub struct JobDetails {
+    pub record: JobRecord,
+    /// Its latest and best epoch.
+    pub summary: MetricSummary,
+    /// Jobs that will be claimed before it; only while queued.
+    pub queue_position: Option<i64>,
+}
+
+/// How a submission was taken.
+#[derive(Debug, Clone)]
+pub enum Submission {
+    /// A new job was queued.
+    Created(JobDetails),
+    /// The idempotency key was seen before with the same request: the first job.
+    Replayed(JobDetails),
+}
+
+/// How a cancel was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancellation {
+    /// The job was queued and is now canceled.
+    Canceled,
+    /// The job runs; its worker stops it at the next batch.
+    Requested,
+}
+
+/// A page of jobs, newest first.
+#[derive(Debug, Clone)]
+pub struct JobPage {
+    pub jobs: Vec<(JobRecord, MetricSummary)>,
+    /// Jobs matching the filter over all pages.
+    pub total: i64,
+    /// The cursor of the next page, if there is one.
+    pub next_cursor: Option<JobId>,
 }
 
 /// A handle on the running service; cheap to clone.
@@ -57,7 +119,7 @@ struct Inner {
 }
 
 impl Service {
-    /// Re-queues jobs a crash left running, then starts one worker per device.
+    /// Re-queues jobs a crash left running, then starts one worker per device slot.
     pub async fn start(store: Store, config: ServiceConfig) -> Result<Service, StoreError> {
         let requeued = store.requeue_abandoned().await?;
         if !requeued.is_empty() {
@@ -77,27 +139,163 @@ impl Service {
         }));
         {
             let mut workers = service.0.workers.lock().await;
-            for (slot, device) in service.0.config.devices.iter().enumerate() {
-                let worker = worker::Worker::new(service.clone(), slot, device.clone());
+            for (slot, device) in service.0.config.workers.iter().enumerate() {
+                let worker = worker::Worker::new(service.clone(), slot, *device);
                 workers.spawn(worker.run());
             }
         }
         Ok(service)
     }
 
-    /// The job store.
-    pub fn store(&self) -> &Store {
-        &self.0.store
+    /// Checks, plans, warns about and queues a job request (JSON, as a client sent it).
+    /// With an `idempotency_key` seen before, the same request returns the first job and a
+    /// different one is refused.
+    pub async fn submit(
+        &self,
+        request: &serde_json::Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Submission, ServiceError> {
+        // serde_json's maps are ordered by key, so this is a canonical form of
+        // the request: a retry with the same fields hashes the same.
+        let request_hash = format!("{:x}", Sha256::digest(request.to_string().as_bytes()));
+        let plan = JobPlan::from_json(request, || u64::from(rand::random::<u32>()))?;
+        let warnings = job_warnings(&plan);
+        let submitted = self
+            .store()
+            .submit(NewJob {
+                spec: plan.spec(),
+                warnings: &warnings,
+                total_steps: plan.total_steps(),
+                idempotency: idempotency_key.map(|key| (key, request_hash.as_str())),
+            })
+            .await?;
+        match submitted {
+            Submitted::Created(record) => {
+                tracing::info!(job = %record.id, name = %record.spec.name, "job queued");
+                self.0.wake.notify_waiters();
+                Ok(Submission::Created(self.details(record).await?))
+            }
+            Submitted::Replayed(record) => Ok(Submission::Replayed(self.details(record).await?)),
+            Submitted::KeyReused { existing } => {
+                Err(ServiceError::IdempotencyKeyReused { existing })
+            }
+        }
     }
 
-    /// Where a job's checkpoints and weights live.
-    pub fn artifacts_dir(&self, job: JobId) -> PathBuf {
-        self.0.config.artifacts_dir.join(job.to_string())
+    /// One job with its metric summary and queue position.
+    pub async fn job(&self, id: JobId) -> Result<JobDetails, ServiceError> {
+        let record = self.record(id).await?;
+        self.details(record).await
     }
 
-    /// Wakes idle workers: a job was queued.
-    pub fn notify_queued(&self) {
-        self.0.wake.notify_waiters();
+    /// A page of jobs matching `filter`, newest first, with their metric summaries.
+    pub async fn list(&self, filter: &JobFilter) -> Result<JobPage, ServiceError> {
+        let (records, total) = self.store().list_jobs(filter).await?;
+        let ids: Vec<JobId> = records.iter().map(|job| job.id).collect();
+        let mut summaries = self.store().metric_summaries(&ids).await?;
+        let next_cursor = (records.len() == filter.limit as usize)
+            .then(|| records.last().map(|job| job.id))
+            .flatten();
+        let jobs = records
+            .into_iter()
+            .map(|record| {
+                let summary = summaries.remove(&record.id).unwrap_or_default();
+                (record, summary)
+            })
+            .collect();
+        Ok(JobPage {
+            jobs,
+            total,
+            next_cursor,
+        })
+    }
+
+    /// Cancels a queued job at once, or asks the worker of a running one to stop it at
+    /// its next batch.
+    pub async fn cancel(&self, id: JobId) -> Result<(Cancellation, JobDetails), ServiceError> {
+        let cancellation = match self.store().cancel(id).await? {
+            CancelOutcome::Canceled => {
+                let status = JobStatus::Canceled;
+                self.emit(JobEvent::Status { job: id, status });
+                self.emit(JobEvent::Done {
+                    job: id,
+                    status,
+                    error: None,
+                });
+                Cancellation::Canceled
+            }
+            CancelOutcome::Requested => {
+                // The store's flag is set first; a worker that has just claimed the job
+                // reads it after registering its stop flag, so one of the two sees it.
+                if let Some(flag) = self.running_jobs().get(&id) {
+                    flag.store(true, Ordering::SeqCst);
+                }
+                Cancellation::Requested
+            }
+            CancelOutcome::AlreadyFinished(status) => {
+                return Err(ServiceError::AlreadyFinished { id, status })
+            }
+            CancelOutcome::NotFound => return Err(ServiceError::NotFound(id)),
+        };
+        Ok((cancellation, self.job(id).await?))
+    }
+
+    /// Deletes a finished job: its artifacts first, then its record and metrics. If the
+    /// artifacts cannot be removed the job is kept, so a delete is all or nothing.
+    pub async fn delete(&self, id: JobId) -> Result<(), ServiceError> {
+        let status = self
+            .store()
+            .status(id)
+            .await?
+            .ok_or(ServiceError::NotFound(id))?;
+        if !status.is_finished() {
+            return Err(ServiceError::NotFinished { id, status });
+        }
+        remove_dir_if_present(&self.artifacts_dir(id))
+            .await
+            .map_err(|source| ServiceError::ArtifactsKept { id, source })?;
+        match self.store().delete(id).await? {
+            DeleteOutcome::Deleted => Ok(()),
+            DeleteOutcome::NotFinished(status) => Err(ServiceError::NotFinished { id, status }),
+            DeleteOutcome::NotFound => Err(ServiceError::NotFound(id)),
+        }
+    }
+
+    /// Every stored epoch of a job.
+    pub async fn metrics(&self, id: JobId) -> Result<Vec<EpochMetrics>, ServiceError> {
+        self.record(id).await?;
+        Ok(self.store().epoch_metrics(id).await?)
+    }
+
+    /// Up to `limit` per-update records of a job from update `from` on.
+    pub async fn steps(
+        &self,
+        id: JobId,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<StepRecord>, ServiceError> {
+        self.record(id).await?;
+        Ok(self.store().steps(id, from, limit).await?)
+    }
+
+    /// The file holding a job's latest weights; [`ServiceError::NoWeights`] before its
+    /// first epoch has ended.
+    pub async fn weights_path(&self, id: JobId) -> Result<PathBuf, ServiceError> {
+        self.record(id).await?;
+        let path = checkpoint::weights_path(&self.artifacts_dir(id));
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(path),
+            Ok(_) => Err(ServiceError::NoWeights(id)),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Err(ServiceError::NoWeights(id))
+            }
+            Err(source) => Err(ServiceError::Artifacts { id, source }),
+        }
     }
 
     /// Receives every job event from now on.
@@ -105,22 +303,30 @@ impl Service {
         self.0.events.subscribe()
     }
 
-    /// Asks the worker training `job` (if this process trains it) to stop at the next batch.
-    pub fn stop_job(&self, job: JobId) {
-        if let Some(flag) = self.running_jobs().get(&job) {
-            flag.store(true, Ordering::SeqCst);
-        }
+    /// Liveness: the database answers a query that reads its tables.
+    pub async fn check_health(&self) -> Result<(), ServiceError> {
+        Ok(self.store().ping().await?)
     }
 
-    /// Tells SSE clients that a queued job was canceled (no worker will).
-    pub fn notify_canceled(&self, job: JobId) {
-        let status = crate::job::JobStatus::Canceled;
-        self.emit(JobEvent::Status { job, status });
-        self.emit(JobEvent::Done {
-            job,
-            status,
-            error: None,
-        });
+    /// Readiness: what stops this process from taking work, if anything.
+    pub async fn readiness(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.is_shutting_down() {
+            problems.push("shutting down".to_string());
+        }
+        if let Err(err) = self.store().ping().await {
+            problems.push(format!("database: {err}"));
+        }
+        let dir = self.0.config.artifacts_dir.clone();
+        let writable = tokio::task::spawn_blocking(move || {
+            let probe = dir.join(".lrlab-ready-check");
+            std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe))
+        })
+        .await;
+        if !matches!(writable, Ok(Ok(()))) {
+            problems.push("the artifacts directory is not writable".to_string());
+        }
+        problems
     }
 
     /// Whether shutdown has begun (workers claim nothing more).
@@ -166,9 +372,39 @@ impl Service {
         }
     }
 
-    /// Removes a finished job's artifacts directory.
-    pub async fn remove_artifacts(&self, job: JobId) -> std::io::Result<()> {
-        remove_dir_if_present(&self.artifacts_dir(job)).await
+    fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// Where a job's checkpoints and weights live.
+    fn artifacts_dir(&self, job: JobId) -> PathBuf {
+        self.0.config.artifacts_dir.join(job.to_string())
+    }
+
+    async fn record(&self, id: JobId) -> Result<JobRecord, ServiceError> {
+        self.store()
+            .job(id)
+            .await?
+            .ok_or(ServiceError::NotFound(id))
+    }
+
+    async fn details(&self, record: JobRecord) -> Result<JobDetails, ServiceError> {
+        let summary = self
+            .store()
+            .metric_summaries(&[record.id])
+            .await?
+            .remove(&record.id)
+            .unwrap_or_default();
+        let queue_position = if record.status == JobStatus::Queued {
+            Some(self.store().queue_position(&record).await?)
+        } else {
+            None
+        };
+        Ok(JobDetails {
+            record,
+            summary,
+            queue_position,
+        })
     }
 
     fn emit(&self, event: JobEvent) {

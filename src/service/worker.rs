@@ -7,10 +7,16 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tracing::Instrument;
 
+use candle_core::Device;
+
 use super::{JobEvent, ProgressEvent, Service};
-use crate::job::{JobId, JobStatus};
-use crate::store::{JobError, JobRecord, StoreError};
-use crate::train::{self, EpochReport, Progress, RunSpec, TrainError, TrainObserver};
+use crate::job::{FailureCode, InvalidJob, JobError, JobId, JobPlan, JobStatus};
+use crate::store::{JobRecord, StoreError};
+use crate::train::{self, DeviceSpec, EpochReport, Progress, RunSpec, TrainError, TrainObserver};
+
+/// A function workers call at the end of every epoch, before storing it (tests use it to
+/// inject faults such as a panic inside training).
+pub type FaultHook = Arc<dyn Fn(JobId, u32) + Send + Sync>;
 
 /// How often an idle worker looks at the queue without being woken.
 const IDLE_POLL: Duration = Duration::from_secs(2);
@@ -20,7 +26,7 @@ const PROGRESS_WRITE_INTERVAL: Duration = Duration::from_secs(1);
 pub(super) struct Worker {
     service: Service,
     name: String,
-    device: String,
+    device: DeviceSpec,
 }
 
 /// How a training run ended, as far as the job's status is concerned.
@@ -31,7 +37,7 @@ enum Ending {
 }
 
 impl Worker {
-    pub(super) fn new(service: Service, slot: usize, device: String) -> Self {
+    pub(super) fn new(service: Service, slot: usize, device: DeviceSpec) -> Self {
         Worker {
             service,
             name: format!("worker-{slot}"),
@@ -39,8 +45,20 @@ impl Worker {
         }
     }
 
-    /// Claims and runs jobs until shutdown.
+    /// Opens its device once, then claims and runs jobs until shutdown.
     pub(super) async fn run(self) {
+        let spec = self.device;
+        let device = match tokio::task::spawn_blocking(move || spec.open()).await {
+            Ok(Ok(device)) => device,
+            Ok(Err(err)) => {
+                tracing::error!(worker = %self.name, device = %spec, error = %err, "the worker's device cannot be opened; it takes no jobs");
+                return;
+            }
+            Err(err) => {
+                tracing::error!(worker = %self.name, device = %spec, error = %err, "opening the worker's device failed");
+                return;
+            }
+        };
         tracing::info!(worker = %self.name, device = %self.device, "worker started");
         while !self.service.is_shutting_down() {
             // Registered before looking at the queue, so a submission that
@@ -49,12 +67,12 @@ impl Worker {
             match self
                 .service
                 .store()
-                .claim_next(&self.name, &self.device)
+                .claim_next(&self.name, &self.device.to_string())
                 .await
             {
                 Ok(Some(job)) => {
-                    let span = tracing::info_span!("job", id = job.id, worker = %self.name);
-                    self.run_job(job).instrument(span).await;
+                    let span = tracing::info_span!("job", id = %job.id, worker = %self.name);
+                    self.run_job(job, &device).instrument(span).await;
                 }
                 Ok(None) => {
                     let _ = tokio::time::timeout(IDLE_POLL, woken).await;
@@ -68,13 +86,22 @@ impl Worker {
         tracing::info!(worker = %self.name, "worker stopped");
     }
 
-    async fn run_job(&self, job: JobRecord) {
+    async fn run_job(&self, job: JobRecord, device: &Device) {
         let id = job.id;
         tracing::info!(attempt = job.attempts, "job started");
         let stop = Arc::new(AtomicBool::new(false));
         self.service.running_jobs().insert(id, Arc::clone(&stop));
-        // A cancel or shutdown that came between the claim and now.
-        if self.service.is_shutting_down() || job.cancel_requested {
+        // A cancel or shutdown that came between the claim and now: the flag is
+        // registered first, then the store is read, so a cancel that set the
+        // store's flag before we registered ours is seen here.
+        let canceled = match self.service.store().cancel_requested(id).await {
+            Ok(requested) => requested,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the job's cancel flag");
+                job.cancel_requested
+            }
+        };
+        if self.service.is_shutting_down() || canceled {
             stop.store(true, Ordering::SeqCst);
         }
         self.service.emit(JobEvent::Status {
@@ -82,7 +109,7 @@ impl Worker {
             status: JobStatus::Running,
         });
 
-        let ending = self.train(job, Arc::clone(&stop)).await;
+        let ending = self.train(job, device.clone(), Arc::clone(&stop)).await;
         self.service.running_jobs().remove(&id);
 
         if let Err(err) = self.settle(id, ending).await {
@@ -92,15 +119,14 @@ impl Worker {
     }
 
     /// Trains the job on a blocking thread and classifies how it ended.
-    async fn train(&self, job: JobRecord, stop: Arc<AtomicBool>) -> Ending {
+    async fn train(&self, job: JobRecord, device: Device, stop: Arc<AtomicBool>) -> Ending {
         let id = job.id;
         let service = self.service.clone();
-        let device_name = self.device.clone();
         let handle = Handle::current();
         let span = tracing::Span::current();
         let outcome = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            run_blocking(&service, &job, &device_name, &stop, handle)
+            run_blocking(&service, &job, &device, &stop, handle)
         })
         .await;
         match outcome {
@@ -121,10 +147,10 @@ impl Worker {
                 tracing::error!(%message, "training panicked");
                 Ending::Finished(
                     JobStatus::Failed,
-                    Some(JobError {
-                        code: "internal_panic".into(),
-                        message: format!("training stopped on an internal error: {message}"),
-                    }),
+                    Some(JobError::new(
+                        FailureCode::InternalPanic,
+                        format!("training stopped on an internal error: {message}"),
+                    )),
                 )
             }
         }
@@ -164,6 +190,8 @@ impl Worker {
 /// Why a run did not succeed.
 #[derive(Debug, thiserror::Error)]
 enum RunError {
+    #[error("the stored spec breaks a rule at `{}`: {}", .0.path, .0.message)]
+    InvalidSpec(InvalidJob),
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
     #[error(transparent)]
@@ -175,14 +203,21 @@ enum RunError {
 impl RunError {
     fn into_job_error(self) -> JobError {
         let code = match &self {
-            RunError::Data(_) => "data_unavailable",
-            RunError::Train(err) => err.code(),
-            RunError::Store(_) => "store",
+            RunError::InvalidSpec(_) => FailureCode::InvalidSpec,
+            RunError::Data(_) => FailureCode::DataUnavailable,
+            RunError::Train(err) => match err {
+                TrainError::Diverged { .. } => FailureCode::Diverged,
+                TrainError::InvalidConfig(_) | TrainError::Schedule(_) => {
+                    FailureCode::InvalidSchedule
+                }
+                TrainError::Checkpoint { .. } => FailureCode::Checkpoint,
+                TrainError::Observer(_) => FailureCode::Store,
+                TrainError::Device(_) => FailureCode::Device,
+                TrainError::Candle(_) | TrainError::Stopped { .. } => FailureCode::Internal,
+            },
+            RunError::Store(_) => FailureCode::Store,
         };
-        JobError {
-            code: code.to_string(),
-            message: self.to_string(),
-        }
+        JobError::new(code, self.to_string())
     }
 }
 
@@ -190,24 +225,24 @@ impl RunError {
 fn run_blocking(
     service: &Service,
     job: &JobRecord,
-    device_name: &str,
+    device: &Device,
     stop: &AtomicBool,
     handle: Handle,
 ) -> Result<(), RunError> {
-    let device = train::parse_device(device_name)?;
-    let data = service.0.datasets.load(job.spec.limits(), &device)?;
+    // The database is a trust boundary: the spec is checked again, by the same rules.
+    let plan = JobPlan::new(job.spec.clone()).map_err(RunError::InvalidSpec)?;
+    let data = service.0.datasets.load(plan.spec().limits(), device)?;
     let train_len = u64::try_from(data.train_len()).unwrap_or(u64::MAX);
     handle.block_on(
         service
             .store()
-            .set_total_steps(job.id, job.spec.total_steps(train_len)),
+            .set_total_steps(job.id, plan.spec().total_steps(train_len)),
     )?;
     let checkpoint_dir = service.artifacts_dir(job.id);
     std::fs::create_dir_all(&checkpoint_dir).map_err(|source| TrainError::Checkpoint {
         path: checkpoint_dir.clone(),
         source: source.into(),
     })?;
-    let config = job.spec.train_config();
     let mut observer = JobObserver {
         service,
         job: job.id,
@@ -216,9 +251,9 @@ fn run_blocking(
     };
     train::train(
         RunSpec {
-            config: &config,
+            plan: plan.train(),
             data: &data,
-            device: &device,
+            device,
             checkpoint_dir: Some(&checkpoint_dir),
             stop,
         },
@@ -275,6 +310,9 @@ impl TrainObserver for JobObserver<'_> {
         &mut self,
         report: &EpochReport,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if let Some(fault) = &self.service.0.config.fault {
+            fault(self.job, report.metrics.epoch);
+        }
         self.handle
             .block_on(self.service.store().record_epoch(self.job, report))?;
         self.service.emit(JobEvent::Epoch {

@@ -1,33 +1,34 @@
-//! The job store: every SQL statement lrlab runs lives in this module.
+//! The job store: what the service needs from a database, and the backends that provide it.
 //!
-//! SQLite (embedded, one file) is the default and only backend today. The API
-//! and the workers call the functions here and never see SQL, so a PostgreSQL
-//! backend for several machines can be added beside this one later.
+//! [`JobStore`] is the whole interface: the job service (and through it the API
+//! and the workers) calls these methods and never sees SQL. Every statement
+//! lives in a backend module — today [`sqlite`] (embedded, one file, the
+//! default) — so a second backend for several machines goes beside it without
+//! touching the service. [`open`] picks the backend from the URL.
 
-mod jobs;
-mod metrics;
+mod records;
+pub mod sqlite;
 
-use std::str::FromStr;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Arc;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use async_trait::async_trait;
 
-pub use jobs::{CancelOutcome, DeleteOutcome, JobError, JobFilter, JobRecord, NewJob, Submitted};
-pub use metrics::MetricSummary;
+pub use records::{
+    CancelOutcome, DeleteOutcome, JobFilter, JobRecord, MetricSummary, NewJob, Submitted,
+};
 
-/// How long a statement waits for another connection's write lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::job::{JobError, JobId, JobStatus};
+use crate::train::{EpochMetrics, EpochReport, StepRecord};
+
+/// A shared handle on the job store.
+pub type Store = Arc<dyn JobStore>;
 
 /// Failures of the job store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("invalid database URL `{url}`: {source}")]
-    InvalidUrl {
-        url: String,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error("invalid database URL `{url}`: {reason}")]
+    InvalidUrl { url: String, reason: String },
     #[error("could not open the database `{url}`: {source}")]
     Open {
         url: String,
@@ -38,62 +39,90 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
-    #[error("stored JSON of job {job} is unreadable: {source}")]
-    CorruptJson {
-        job: i64,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error("stored data of job {job} is unreadable: {detail}")]
+    Corrupt { job: JobId, detail: String },
     #[error("could not encode JSON: {0}")]
     Encode(#[source] serde_json::Error),
 }
 
-/// A handle on the job database; cheap to clone (a connection pool).
-#[derive(Debug, Clone)]
-pub struct Store {
-    pool: SqlitePool,
+impl StoreError {
+    /// A stored value of job `job` that cannot be what was written.
+    pub fn corrupt(job: JobId, detail: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            job,
+            detail: detail.into(),
+        }
+    }
 }
 
-impl Store {
-    /// Opens (creating it if missing) the SQLite database at `url`, e.g.
-    /// `sqlite://lrlab.db`, and brings its schema up to date.
-    ///
-    /// WAL mode lets readers (the API) run while a worker writes; the busy
-    /// timeout makes concurrent writers wait instead of failing; foreign
-    /// keys make deleting a job delete its metrics. `synchronous = FULL`
-    /// syncs every commit, so an accepted job survives even a power cut:
-    /// writes are rare here (a submission, an epoch), so the cost is nil.
-    pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|source| StoreError::InvalidUrl {
-                url: url.to_string(),
-                source,
-            })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                url: url.to_string(),
-                source,
-            })?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
-    }
+/// Everything the job service asks of a database. Implementations must make each method
+/// atomic: two workers never claim one job, and a crash never leaves half a write.
+#[async_trait]
+pub trait JobStore: Send + Sync + std::fmt::Debug {
+    /// Inserts a job, or with an idempotency key seen before returns the first one.
+    async fn submit(&self, job: NewJob<'_>) -> Result<Submitted, StoreError>;
+    /// One job by id.
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError>;
+    /// A page of jobs, newest first, and how many jobs match the filter in all.
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<(Vec<JobRecord>, i64), StoreError>;
+    /// How many queued jobs will be claimed before this one (0: it is next).
+    async fn queue_position(&self, job: &JobRecord) -> Result<i64, StoreError>;
+    /// Atomically takes the next queued job (highest priority, then oldest) for `worker`.
+    async fn claim_next(&self, worker: &str, device: &str)
+        -> Result<Option<JobRecord>, StoreError>;
+    /// Puts every job left `running` (by a crash) back in the queue; returns their ids.
+    async fn requeue_abandoned(&self) -> Result<Vec<JobId>, StoreError>;
+    /// Puts one running job back in the queue (graceful shutdown).
+    async fn requeue(&self, id: JobId) -> Result<(), StoreError>;
+    /// Ends a running job with `status` and, for failures, its error.
+    async fn finish(
+        &self,
+        id: JobId,
+        status: JobStatus,
+        error: Option<&JobError>,
+    ) -> Result<(), StoreError>;
+    /// Cancels a queued job at once, or flags a running one for its worker.
+    async fn cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError>;
+    /// Whether a cancel was requested for this job.
+    async fn cancel_requested(&self, id: JobId) -> Result<bool, StoreError>;
+    /// Deletes a finished job with its metrics (the caller removes its artifacts first).
+    async fn delete(&self, id: JobId) -> Result<DeleteOutcome, StoreError>;
+    /// The job's status, if it exists.
+    async fn status(&self, id: JobId) -> Result<Option<JobStatus>, StoreError>;
+    /// Records how far a running job has got.
+    async fn set_progress(&self, id: JobId, epoch: u32, step: u64) -> Result<(), StoreError>;
+    /// Corrects a job's total update count once its data set is loaded.
+    async fn set_total_steps(&self, id: JobId, total_steps: u64) -> Result<(), StoreError>;
 
-    /// Checks that the database answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
+    /// Stores one epoch's metrics row and its per-update records atomically, and moves the
+    /// job's progress to the epoch's end; an epoch redone after a crash replaces its rows.
+    async fn record_epoch(&self, id: JobId, report: &EpochReport) -> Result<(), StoreError>;
+    /// Every stored epoch of a job, in order.
+    async fn epoch_metrics(&self, id: JobId) -> Result<Vec<EpochMetrics>, StoreError>;
+    /// Up to `limit` per-update records of a job from update `from` on.
+    async fn steps(&self, id: JobId, from: u64, limit: u32) -> Result<Vec<StepRecord>, StoreError>;
+    /// How many per-update records a job has.
+    async fn step_count(&self, id: JobId) -> Result<u64, StoreError>;
+    /// Latest and best epoch of each of `ids`.
+    async fn metric_summaries(
+        &self,
+        ids: &[JobId],
+    ) -> Result<HashMap<JobId, MetricSummary>, StoreError>;
 
-    /// Closes every connection (at shutdown, so the WAL is checkpointed).
-    pub async fn close(&self) {
-        self.pool.close().await;
+    /// Checks that the database answers a query that reads its tables.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Closes every connection (at shutdown).
+    async fn close(&self);
+}
+
+/// Opens the store a URL names (`sqlite://lrlab.db`), creating and migrating it as needed.
+pub async fn open(url: &str) -> Result<Store, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::InvalidUrl {
+            url: url.to_string(),
+            reason: "expected a sqlite:// URL".to_string(),
+        })
     }
 }

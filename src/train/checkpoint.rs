@@ -66,8 +66,12 @@ pub struct Checkpoint {
 /// Identifies a run for resuming: SHA-256 over the configuration (except `epochs`, so a run
 /// may be extended), the data set sizes and the model version. Everything that changes the
 /// trajectory of the weights is in it.
-pub fn fingerprint(config: &TrainConfig, train_len: usize, test_len: usize) -> String {
-    let mut value = serde_json::to_value(config).unwrap_or_default();
+pub fn fingerprint(
+    config: &TrainConfig,
+    train_len: usize,
+    test_len: usize,
+) -> Result<String, serde_json::Error> {
+    let mut value = serde_json::to_value(config)?;
     if let Some(map) = value.as_object_mut() {
         map.remove("epochs");
     }
@@ -77,8 +81,10 @@ pub fn fingerprint(config: &TrainConfig, train_len: usize, test_len: usize) -> S
         "train_len": train_len,
         "test_len": test_len,
     });
-    let digest = Sha256::digest(canonical.to_string().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(format!(
+        "{:x}",
+        Sha256::digest(canonical.to_string().as_bytes())
+    ))
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TrainError + '_ {
@@ -206,11 +212,6 @@ pub fn load(dir: &Path, device: &Device) -> Result<Option<Checkpoint>, TrainErro
     let tensors = candle_core::safetensors::load(&path, device)
         .map_err(|e| TrainError::checkpoint(&path, e))?;
     Ok(Some(Checkpoint { meta, tensors }))
-}
-
-/// The last completed epoch recorded in `dir`, if it holds a readable checkpoint.
-pub fn latest_epoch(dir: &Path) -> Option<u32> {
-    read_meta(dir).ok().flatten().map(|m| m.epoch)
 }
 
 /// Deletes `dir`'s checkpoint (metadata and tensor files), so the next run starts fresh.

@@ -1,32 +1,83 @@
-//! Device names as users type them, mapped to candle devices.
+//! Device names as users type them ([`DeviceSpec`], parsed once from the configuration),
+//! and the candle devices they open.
+
+use std::fmt;
+use std::str::FromStr;
 
 use candle_core::Device;
 
 use super::TrainError;
 
-/// Parses `cpu`, `cuda`, `cuda:N`, `metal` or `metal:N`.
-///
-/// GPU backends only exist when lrlab is built with the matching cargo feature; asking for one
-/// in a build without it is an error that says how to get it, rather than a silent CPU run.
-pub fn parse_device(s: &str) -> Result<Device, TrainError> {
-    let s = s.trim();
-    let (kind, ordinal) = match s.split_once(':') {
-        Some((kind, n)) => {
-            let n: usize = n.parse().map_err(|_| {
-                TrainError::Device(format!("bad device ordinal in {s:?}: expected e.g. cuda:0"))
-            })?;
-            (kind, n)
+/// A device as configured: `cpu`, `cuda:N` or `metal:N`. Parsed once when the
+/// configuration is read; a worker opens its device once with [`DeviceSpec::open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DeviceSpec {
+    /// The host CPU (all rayon threads).
+    #[default]
+    Cpu,
+    /// An NVIDIA GPU by ordinal (needs the `cuda` feature).
+    Cuda(usize),
+    /// An Apple GPU by ordinal (needs the `metal` feature).
+    Metal(usize),
+}
+
+impl DeviceSpec {
+    /// Opens the device. GPU backends only exist when lrlab is built with the matching
+    /// cargo feature; asking for one in a build without it is an error that says how to get
+    /// it, rather than a silent CPU run.
+    pub fn open(self) -> Result<Device, TrainError> {
+        match self {
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Cuda(ordinal) => cuda(ordinal),
+            DeviceSpec::Metal(ordinal) => metal(ordinal),
         }
-        None => (s, 0),
-    };
-    match kind {
-        "cpu" if !s.contains(':') => Ok(Device::Cpu),
-        "cuda" => cuda(ordinal),
-        "metal" => metal(ordinal),
-        _ => Err(TrainError::Device(format!(
-            "unknown device {s:?}: expected cpu, cuda, cuda:N, metal or metal:N"
-        ))),
     }
+
+    /// Whether this is the CPU.
+    pub fn is_cpu(self) -> bool {
+        self == DeviceSpec::Cpu
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+            DeviceSpec::Metal(n) => write!(f, "metal:{n}"),
+        }
+    }
+}
+
+impl FromStr for DeviceSpec {
+    type Err = TrainError;
+
+    /// Accepts `cpu`, `cuda`, `cuda:N`, `metal` or `metal:N`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (kind, ordinal) = match s.split_once(':') {
+            Some((kind, n)) => {
+                let n: usize = n.parse().map_err(|_| {
+                    TrainError::Device(format!("bad device ordinal in {s:?}: expected e.g. cuda:0"))
+                })?;
+                (kind, n)
+            }
+            None => (s, 0),
+        };
+        match kind {
+            "cpu" if !s.contains(':') => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(ordinal)),
+            "metal" => Ok(DeviceSpec::Metal(ordinal)),
+            _ => Err(TrainError::Device(format!(
+                "unknown device {s:?}: expected cpu, cuda, cuda:N, metal or metal:N"
+            ))),
+        }
+    }
+}
+
+/// Parses a device name and opens the device.
+pub fn parse_device(s: &str) -> Result<Device, TrainError> {
+    s.parse::<DeviceSpec>()?.open()
 }
 
 #[cfg(feature = "cuda")]
@@ -58,6 +109,14 @@ fn metal(ordinal: usize) -> Result<Device, TrainError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for name in ["cpu", "cuda:0", "cuda:3", "metal:1"] {
+            assert_eq!(name.parse::<DeviceSpec>().unwrap().to_string(), name);
+        }
+        assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
+    }
 
     #[test]
     fn cpu_parses_and_junk_is_rejected_with_the_valid_names() {

@@ -2,16 +2,14 @@
 //! learning rate follows a [`crate::schedule`] spec, reporting the d2l chapter's metrics,
 //! resumable from per-epoch checkpoints.
 //!
-//! No HTTP or database here: the job service calls [`train`] with a [`RunSpec`] and a
-//! [`TrainObserver`] that stores what it is told; the `lrlab train` CLI ([`cli`]) does the same
-//! with a progress bar and CSV files.
+//! No HTTP, database, command line or download here: the job service calls [`train`] with a
+//! [`RunSpec`] and a [`TrainObserver`] that stores what it is told; the `lrlab train` command
+//! (`crate::cli`) does the same with a progress bar and CSV files.
 //!
 //! Layer operations go through [`ops`] only, so faster CPU kernels can replace them without
 //! touching the model or the loop.
 
-pub mod bench;
 pub mod checkpoint;
-pub mod cli;
 mod config;
 mod device;
 mod error;
@@ -23,9 +21,14 @@ pub mod pool;
 mod report;
 mod trainer;
 
-pub use config::{ScheduleUnit, SgdConfig, TrainConfig, MAX_BATCH_SIZE};
-pub use device::parse_device;
+pub use config::{
+    OptimizerKind, OptimizerSpec, ScheduleUnit, TrainConfig, TrainPlan, BATCH_SIZE_RANGE,
+    EPOCHS_RANGE,
+};
+pub use device::{parse_device, DeviceSpec};
 pub use error::{CheckpointError, TrainError};
 pub use model::LeNet;
-pub use report::{EpochMetrics, EpochReport, Progress, RunSummary, StepRecord, TrainObserver};
+pub use report::{
+    metrics_csv, EpochMetrics, EpochReport, Progress, RunSummary, StepRecord, TrainObserver,
+};
 pub use trainer::{evaluate, train, RunSpec, EVAL_BATCH};

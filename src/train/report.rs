@@ -32,6 +32,42 @@ pub struct EpochMetrics {
     pub examples_per_sec: f64,
 }
 
+impl EpochMetrics {
+    /// The header of every metrics CSV lrlab writes (`lrlab train`'s `metrics.csv`, the
+    /// API's `?format=csv`): one writer, one column order.
+    pub const CSV_HEADER: &'static str = "epoch,train_loss,train_acc,test_loss,test_acc,lr,lr_min,lr_max,seconds,eval_seconds,examples_per_sec";
+
+    /// This epoch as a CSV row matching [`EpochMetrics::CSV_HEADER`], every value exact.
+    pub fn csv_row(&self) -> String {
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            self.epoch,
+            self.train_loss,
+            self.train_acc,
+            self.test_loss,
+            self.test_acc,
+            self.lr,
+            self.lr_min,
+            self.lr_max,
+            self.seconds,
+            self.eval_seconds,
+            self.examples_per_sec
+        )
+    }
+}
+
+/// A whole metrics CSV: the header and one row per epoch.
+pub fn metrics_csv(rows: &[EpochMetrics]) -> String {
+    let mut csv = String::with_capacity(EpochMetrics::CSV_HEADER.len() + 1 + rows.len() * 128);
+    csv.push_str(EpochMetrics::CSV_HEADER);
+    csv.push('\n');
+    for row in rows {
+        csv.push_str(&row.csv_row());
+        csv.push('\n');
+    }
+    csv
+}
+
 /// One optimizer update.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
@@ -41,6 +77,16 @@ pub struct StepRecord {
     pub lr: f64,
     /// The batch's mean loss, computed before the update.
     pub loss: f64,
+}
+
+impl StepRecord {
+    /// The header of a per-update CSV (`lrlab train`'s `steps.csv`).
+    pub const CSV_HEADER: &'static str = "epoch,step,lr,loss";
+
+    /// This update as a CSV row of epoch `epoch` (1-based).
+    pub fn csv_row(&self, epoch: u32) -> String {
+        format!("{epoch},{},{},{}", self.step, self.lr, self.loss)
+    }
 }
 
 /// Everything an epoch produced, handed to the observer once the epoch is evaluated.
@@ -97,4 +143,31 @@ pub struct RunSummary {
     pub resumed_from_epoch: Option<u32>,
     /// Where the final weights were written (only when a checkpoint directory was given).
     pub final_weights: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_csv_has_a_header_and_one_line_per_epoch() {
+        let row = EpochMetrics {
+            epoch: 1,
+            train_loss: 0.5,
+            train_acc: 0.8,
+            test_loss: 0.6,
+            test_acc: 0.75,
+            lr: 0.3,
+            lr_min: 0.3,
+            lr_max: 0.3,
+            seconds: 2.0,
+            eval_seconds: 0.1,
+            examples_per_sec: 30000.0,
+        };
+        let csv = metrics_csv(&[row.clone(), EpochMetrics { epoch: 2, ..row }]);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], EpochMetrics::CSV_HEADER);
+        assert_eq!(lines[1], "1,0.5,0.8,0.6,0.75,0.3,0.3,0.3,2,0.1,30000");
+    }
 }

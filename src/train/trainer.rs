@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 
 use crate::data::{epoch_permutation, Dataset};
-use crate::schedule::{Monitor, Schedule, Scheduler};
+use crate::schedule::{Monitor, Scheduler};
 
 use super::checkpoint::{self, CheckpointMeta, MOMENTUM_PREFIX};
 use super::model::{LeNet, PARAM_NAMES};
 use super::optim::Sgd;
 use super::{
     ops, CheckpointError, EpochMetrics, EpochReport, Progress, RunSummary, ScheduleUnit,
-    StepRecord, TrainConfig, TrainError, TrainObserver,
+    StepRecord, TrainConfig, TrainError, TrainObserver, TrainPlan,
 };
 
 /// Test-set evaluation batch: large, since no activations are kept for a backward pass.
@@ -29,8 +29,8 @@ const GPU_SYNC_EVERY: usize = 32;
 
 /// One training call's inputs.
 pub struct RunSpec<'a> {
-    /// What to train.
-    pub config: &'a TrainConfig,
+    /// What to train, checked by [`TrainPlan::new`].
+    pub plan: &'a TrainPlan,
     /// The data, already on `device`.
     pub data: &'a Dataset,
     /// Where to train.
@@ -41,16 +41,14 @@ pub struct RunSpec<'a> {
     pub stop: &'a AtomicBool,
 }
 
-/// Trains the LeNet as `run.config` says, reporting to `observer`.
+/// Trains the LeNet as `run.plan` says, reporting to `observer`.
 ///
 /// With a checkpoint directory: resumes after the last completed epoch if the directory holds a
 /// checkpoint of the same run ([`checkpoint::fingerprint`]), else starts fresh; writes a
 /// checkpoint after every epoch (after [`TrainObserver::on_epoch`]) and `weights.safetensors`
 /// at the end.
 pub fn train(run: RunSpec<'_>, observer: &mut dyn TrainObserver) -> Result<RunSummary, TrainError> {
-    let config = run.config;
-    config.validate()?;
-    let schedule = Schedule::new(config.schedule.clone())?;
+    let config = run.plan.config();
     let (train_len, test_len) = (run.data.train_len(), run.data.test_len());
     if train_len == 0 || test_len == 0 {
         return Err(TrainError::InvalidConfig(format!(
@@ -59,12 +57,14 @@ pub fn train(run: RunSpec<'_>, observer: &mut dyn TrainObserver) -> Result<RunSu
     }
     let mut state = TrainState {
         model: LeNet::new(config.seed, DType::F32, run.device)?,
-        sgd: Sgd::new(config.optimizer.clone(), PARAM_NAMES.len()),
-        scheduler: Scheduler::new(schedule),
+        sgd: Sgd::new(config.optimizer, PARAM_NAMES.len()),
+        scheduler: Scheduler::new(run.plan.schedule().clone()),
         epochs_done: 0,
         global_step: 0,
     };
-    let fingerprint = checkpoint::fingerprint(config, train_len, test_len);
+    let fingerprint = checkpoint::fingerprint(config, train_len, test_len).map_err(|e| {
+        TrainError::InvalidConfig(format!("the configuration cannot be encoded: {e}"))
+    })?;
     let mut resumed_from_epoch = None;
     if let Some(dir) = run.checkpoint_dir {
         if let Some(epoch) = state.resume(dir, &fingerprint, config.epochs, run.device)? {
@@ -247,12 +247,12 @@ fn run_epoch(
     state: &mut TrainState,
     observer: &mut dyn TrainObserver,
 ) -> Result<EpochReport, TrainError> {
-    let config = run.config;
+    let config = run.plan.config();
     let data = run.data;
     let epoch_index = state.epochs_done;
     let epoch = epoch_index + 1;
     let n = data.train_len();
-    let batch = config.batch_size;
+    let batch = run.plan.batch_size();
     let steps_per_epoch = n.div_ceil(batch) as u64;
     let total_steps = steps_per_epoch * u64::from(config.epochs);
     let sync_every = if run.device.is_cpu() {

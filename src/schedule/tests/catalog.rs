@@ -96,7 +96,7 @@ fn every_required_field_is_required_by_the_parser() {
             spec.remove(field.name);
             let e = ScheduleSpec::from_json(&Value::Object(spec)).unwrap_err();
             assert_eq!(
-                (e.code, e.path.as_str()),
+                (e.code.as_str(), e.path.as_str()),
                 ("missing_field", field.name),
                 "{kind}"
             );
@@ -111,7 +111,7 @@ fn a_field_outside_the_catalog_is_rejected_for_every_kind() {
         spec.insert("not_a_field".into(), json!(1));
         let e = ScheduleSpec::from_json(&Value::Object(spec)).unwrap_err();
         assert_eq!(
-            (e.code, e.path.as_str()),
+            (e.code.as_str(), e.path.as_str()),
             ("unknown_field", "not_a_field"),
             "{kind}"
         );
@@ -134,7 +134,10 @@ fn enumerated_fields_accept_exactly_their_allowed_values() {
             let mut spec = minimal(kind);
             spec.insert(field.name.into(), json!("no_such_value"));
             let e = ScheduleSpec::from_json(&Value::Object(spec)).unwrap_err();
-            assert_eq!((e.code, e.path.as_str()), ("invalid_value", field.name));
+            assert_eq!(
+                (e.code.as_str(), e.path.as_str()),
+                ("invalid_value", field.name)
+            );
         }
     }
 }

@@ -17,7 +17,10 @@ fn unknown_field_deep_inside_is_reported_with_its_full_path() {
         "kind": "warmup", "steps": 5,
         "then": {"kind": "cosine", "lr": 0.1, "max_steps": 10, "bogus": 1}
     }));
-    assert_eq!((e.code, e.path.as_str()), ("unknown_field", "then.bogus"));
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("unknown_field", "then.bogus")
+    );
     assert!(e.message.contains("bogus"), "{}", e.message);
     assert!(
         e.message.contains("max_steps"),
@@ -30,26 +33,29 @@ fn unknown_field_deep_inside_is_reported_with_its_full_path() {
 fn unknown_fields_at_the_root_and_in_phases_are_named() {
     let e = parse_err(json!({"kind": "constant", "lr": 0.1, "learning_rate": 0.2}));
     assert_eq!(
-        (e.code, e.path.as_str()),
+        (e.code.as_str(), e.path.as_str()),
         ("unknown_field", "learning_rate")
     );
 
     let e = parse_err(
         json!({"kind": "warmup", "steps": 1, "then": {"kind": "constant", "lr": 0.1}, "extra": 1}),
     );
-    assert_eq!((e.code, e.path.as_str()), ("unknown_field", "extra"));
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("unknown_field", "extra")
+    );
 
     let e = parse_err(
         json!({"kind": "sequential", "phases": [{"schedule": {"kind": "constant", "lr": 0.1}}], "x": 1}),
     );
-    assert_eq!((e.code, e.path.as_str()), ("unknown_field", "x"));
+    assert_eq!((e.code.as_str(), e.path.as_str()), ("unknown_field", "x"));
 
     let e = parse_err(json!({"kind": "sequential", "phases": [
         {"steps": 3, "schedule": {"kind": "constant", "lr": 0.1}},
         {"schedule": {"kind": "constant", "lr": 0.1}, "length": 4}
     ]}));
     assert_eq!(
-        (e.code, e.path.as_str()),
+        (e.code.as_str(), e.path.as_str()),
         ("unknown_field", "phases[1].length")
     );
     assert!(e.message.contains("length"));
@@ -64,36 +70,48 @@ fn unknown_fields_at_the_root_and_in_phases_are_named() {
 #[test]
 fn missing_fields_are_named_in_the_path() {
     let e = parse_err(json!({"kind": "cosine", "lr": 0.1}));
-    assert_eq!((e.code, e.path.as_str()), ("missing_field", "max_steps"));
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("missing_field", "max_steps")
+    );
     assert!(e.message.contains("max_steps"));
 
     let e = parse_err(json!({"kind": "warmup", "steps": 5, "then": {"kind": "cosine", "lr": 0.1}}));
     assert_eq!(
-        (e.code, e.path.as_str()),
+        (e.code.as_str(), e.path.as_str()),
         ("missing_field", "then.max_steps")
     );
     assert_eq!(e.prefixed("schedule").path, "schedule.then.max_steps");
 
     let e = parse_err(json!({"kind": "warmup", "steps": 5}));
-    assert_eq!((e.code, e.path.as_str()), ("missing_field", "then"));
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("missing_field", "then")
+    );
 
     let e = parse_err(json!({"kind": "sequential"}));
-    assert_eq!((e.code, e.path.as_str()), ("missing_field", "phases"));
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("missing_field", "phases")
+    );
 
     let e = parse_err(json!({"kind": "sequential", "phases": [{"steps": 3}]}));
     assert_eq!(
-        (e.code, e.path.as_str()),
+        (e.code.as_str(), e.path.as_str()),
         ("missing_field", "phases[0].schedule")
     );
 
     let e = parse_err(json!({"lr": 0.1}));
-    assert_eq!((e.code, e.path.as_str()), ("missing_field", "kind"));
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("missing_field", "kind")
+    );
 }
 
 #[test]
 fn unknown_kind_lists_the_valid_kinds() {
     let e = parse_err(json!({"kind": "exponential", "lr": 0.1}));
-    assert_eq!((e.code, e.path.as_str()), ("unknown_kind", "kind"));
+    assert_eq!((e.code.as_str(), e.path.as_str()), ("unknown_kind", "kind"));
     for kind in KINDS {
         assert!(
             e.message.contains(kind),
@@ -102,36 +120,48 @@ fn unknown_kind_lists_the_valid_kinds() {
         );
     }
     let e = parse_err(json!({"kind": "warmup", "steps": 1, "then": {"kind": "Cosine"}}));
-    assert_eq!((e.code, e.path.as_str()), ("unknown_kind", "then.kind"));
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("unknown_kind", "then.kind")
+    );
 }
 
 #[test]
 fn wrong_types_are_invalid_type_at_the_field() {
     let e = parse_err(json!({"kind": "step", "lr": 0.1, "step_size": 1.5, "factor": 0.5}));
-    assert_eq!((e.code, e.path.as_str()), ("invalid_type", "step_size"));
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("invalid_type", "step_size")
+    );
     assert!(e.message.contains("step_size"), "{}", e.message);
 
     let e = parse_err(json!({"kind": "constant", "lr": "0.1"}));
-    assert_eq!((e.code, e.path.as_str()), ("invalid_type", "lr"));
+    assert_eq!((e.code.as_str(), e.path.as_str()), ("invalid_type", "lr"));
 
     let e = parse_err(json!({"kind": 3}));
-    assert_eq!((e.code, e.path.as_str()), ("invalid_type", "kind"));
+    assert_eq!((e.code.as_str(), e.path.as_str()), ("invalid_type", "kind"));
 
     let e = parse_err(json!([1, 2]));
-    assert_eq!((e.code, e.path.as_str()), ("invalid_type", ""));
+    assert_eq!((e.code.as_str(), e.path.as_str()), ("invalid_type", ""));
 
     let e = parse_err(json!({"kind": "sequential", "phases": {"steps": 1}}));
-    assert_eq!((e.code, e.path.as_str()), ("invalid_type", "phases"));
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("invalid_type", "phases")
+    );
 
     let e = parse_err(json!({"kind": "sequential", "phases": [3]}));
-    assert_eq!((e.code, e.path.as_str()), ("invalid_type", "phases[0]"));
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("invalid_type", "phases[0]")
+    );
 
     let e = parse_err(json!({"kind": "sequential", "phases": [
         {"steps": 2, "schedule": {"kind": "constant", "lr": 0.1}},
         {"steps": "many", "schedule": {"kind": "constant", "lr": 0.1}}
     ]}));
     assert_eq!(
-        (e.code, e.path.as_str()),
+        (e.code.as_str(), e.path.as_str()),
         ("invalid_type", "phases[1].steps")
     );
 
@@ -140,7 +170,7 @@ fn wrong_types_are_invalid_type_at_the_field() {
         {"schedule": {"kind": "constant", "lr": null}}
     ]}));
     assert_eq!(
-        (e.code, e.path.as_str()),
+        (e.code.as_str(), e.path.as_str()),
         ("invalid_type", "phases[1].schedule.lr")
     );
 }
@@ -150,9 +180,12 @@ fn negative_integers_and_milestones_are_rejected_at_their_index() {
     let e =
         parse_err(json!({"kind": "multi_factor", "lr": 0.1, "milestones": [3, -4], "factor": 0.5}));
     assert_eq!(e.path, "milestones[1]");
-    assert_eq!(e.code, "invalid_value");
+    assert_eq!(e.code.as_str(), "invalid_value");
     let e = parse_err(json!({"kind": "linear", "start_lr": 0.1, "end_lr": 0.0, "steps": -3}));
-    assert_eq!((e.code, e.path.as_str()), ("invalid_value", "steps"));
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("invalid_value", "steps")
+    );
 }
 
 #[test]
@@ -160,7 +193,10 @@ fn unknown_enum_values_list_the_accepted_ones() {
     let e = parse_err(
         json!({"kind": "cyclic", "base_lr": 0.1, "max_lr": 1.0, "step_size_up": 2, "mode": "sawtooth"}),
     );
-    assert_eq!((e.code, e.path.as_str()), ("invalid_value", "mode"));
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("invalid_value", "mode")
+    );
     assert!(
         e.message.contains("triangular2") && e.message.contains("exp_range"),
         "{}",
@@ -168,7 +204,10 @@ fn unknown_enum_values_list_the_accepted_ones() {
     );
 
     let e = parse_err(json!({"kind": "reduce_on_plateau", "lr": 0.1, "monitor": "val_loss"}));
-    assert_eq!((e.code, e.path.as_str()), ("invalid_value", "monitor"));
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("invalid_value", "monitor")
+    );
     assert!(e.message.contains("test_acc"));
 }
 

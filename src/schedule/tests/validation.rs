@@ -14,7 +14,7 @@ fn rejected(spec: Value) -> SpecError {
 fn assert_rejected(spec: Value, code: &str, path: &str) {
     let e = rejected(spec.clone());
     assert_eq!(
-        (e.code, e.path.as_str()),
+        (e.code.as_str(), e.path.as_str()),
         (code, path),
         "for {spec}: {}",
         e.message
@@ -65,7 +65,7 @@ fn rates_must_be_finite_and_non_negative() {
     // Rust callers can build a NaN that JSON cannot express.
     let nan = ScheduleSpec::Constant(Constant { lr: f64::NAN });
     let e = nan.validate().unwrap_err();
-    assert_eq!((e.code, e.path.as_str()), ("out_of_range", "lr"));
+    assert_eq!((e.code.as_str(), e.path.as_str()), ("out_of_range", "lr"));
     let inf = ScheduleSpec::Constant(Constant { lr: f64::INFINITY });
     assert!(Schedule::new(inf).is_err());
 }
@@ -317,7 +317,7 @@ fn only_one_adaptive_schedule_per_spec() {
         {"schedule": {"kind": "reduce_on_plateau", "lr": 0.01}}
     ]}));
     assert_eq!(
-        (e.code, e.path.as_str()),
+        (e.code.as_str(), e.path.as_str()),
         ("invalid_value", "phases[1].schedule")
     );
     assert!(
@@ -340,11 +340,11 @@ fn nested(levels: usize) -> Value {
 fn nesting_deeper_than_16_is_rejected_before_recursing() {
     assert!(Schedule::from_json(&nested(16)).is_ok());
     let e = rejected(nested(17));
-    assert_eq!(e.code, "too_deep");
+    assert_eq!(e.code.as_str(), "too_deep");
     assert_eq!(e.path, ["then"; 16].join("."));
     // A pathologically deep document fails the same way without exhausting the stack.
     let e = rejected(nested(1000));
-    assert_eq!(e.code, "too_deep");
+    assert_eq!(e.code.as_str(), "too_deep");
     // Sequential phases count as nesting too.
     let mut spec = json!({"kind": "constant", "lr": 0.1});
     for _ in 1..17 {
@@ -376,14 +376,14 @@ fn phases(n: usize) -> Value {
 fn more_than_64_phases_are_rejected() {
     assert!(Schedule::from_json(&phases(64)).is_ok());
     let e = rejected(phases(65));
-    assert_eq!((e.code, e.path.as_str()), ("too_large", "phases"));
+    assert_eq!((e.code.as_str(), e.path.as_str()), ("too_large", "phases"));
     // The limit counts phases over the whole spec.
     let e = rejected(json!({"kind": "sequential", "phases": [
         {"steps": 64, "schedule": phases(40)},
         {"schedule": phases(30)}
     ]}));
     assert_eq!(
-        (e.code, e.path.as_str()),
+        (e.code.as_str(), e.path.as_str()),
         ("too_large", "phases[1].schedule.phases")
     );
 }
@@ -393,13 +393,16 @@ fn more_than_10000_milestones_are_rejected() {
     let ms = |n: u64| json!({"kind": "multi_factor", "lr": 0.1, "milestones": (0..n).collect::<Vec<_>>(), "factor": 0.5});
     assert!(Schedule::from_json(&ms(10_000)).is_ok());
     let e = rejected(ms(10_001));
-    assert_eq!((e.code, e.path.as_str()), ("too_large", "milestones"));
+    assert_eq!(
+        (e.code.as_str(), e.path.as_str()),
+        ("too_large", "milestones")
+    );
     let e = rejected(json!({"kind": "sequential", "phases": [
         {"steps": 1, "schedule": ms(6_000)},
         {"schedule": ms(6_000)}
     ]}));
     assert_eq!(
-        (e.code, e.path.as_str()),
+        (e.code.as_str(), e.path.as_str()),
         ("too_large", "phases[1].schedule.milestones")
     );
 }

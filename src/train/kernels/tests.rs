@@ -628,7 +628,8 @@ fn training_with_fast_kernels_matches_the_reference_path() {
     use crate::data::{synthetic, Dataset, Limits};
     use crate::schedule::ScheduleSpec;
     use crate::train::{
-        ops, train, EpochReport, RunSpec, ScheduleUnit, SgdConfig, TrainConfig, TrainObserver,
+        ops, train, EpochReport, OptimizerSpec, RunSpec, ScheduleUnit, TrainConfig, TrainObserver,
+        TrainPlan,
     };
 
     struct Quiet;
@@ -643,19 +644,20 @@ fn training_with_fast_kernels_matches_the_reference_path() {
     let dir = tempfile::tempdir().unwrap();
     synthetic::write_dataset(dir.path(), 512, 256, 7, false).unwrap();
     let data = Dataset::load(dir.path(), Limits::default(), &Device::Cpu).unwrap();
-    let config = TrainConfig {
+    let plan = TrainPlan::new(TrainConfig {
         epochs: 2,
         batch_size: 32,
         schedule: ScheduleSpec::from_json(&serde_json::json!({"kind": "constant", "lr": 0.2}))
             .unwrap(),
         unit: ScheduleUnit::Epoch,
-        optimizer: SgdConfig::default(),
+        optimizer: OptimizerSpec::default(),
         seed: 3,
-    };
+    })
+    .unwrap();
     let stop = AtomicBool::new(false);
     let run = || {
         let spec = RunSpec {
-            config: &config,
+            plan: &plan,
             data: &data,
             device: &Device::Cpu,
             checkpoint_dir: None,

@@ -1,11 +1,10 @@
 //! Many jobs submitted at once onto two workers: every job runs exactly once.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::spawn_app;
+use crate::support::spawn_app;
 use futures::future::join_all;
+use lrlab::job::JobId;
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -31,19 +30,20 @@ async fn fifty_concurrent_submissions_onto_two_workers_each_run_exactly_once() {
         "50 distinct jobs"
     );
 
+    app.drain_queue().await;
     let mut workers = HashSet::new();
     for id in &ids {
-        let job: Value = app.wait_finished(*id).await;
+        let job: Value = app.job(*id).await;
         assert_eq!(job["status"], "succeeded", "{job}");
         assert_eq!(
             job["attempts"], 1,
             "job {id} was claimed more than once: {job}"
         );
         workers.insert(job["worker"].as_str().unwrap().to_string());
-        let rows = app.store.epoch_metrics(*id).await.unwrap();
+        let rows = app.store().epoch_metrics(JobId::new(*id)).await.unwrap();
         assert_eq!(rows.len(), 1, "job {id} has {} epoch rows", rows.len());
         assert_eq!(
-            app.store.step_count(*id).await.unwrap(),
+            app.store().step_count(JobId::new(*id)).await.unwrap(),
             2,
             "64 images / batch 32"
         );

@@ -1,42 +1,13 @@
 //! Jobs: submission, the queue (claim, requeue), cancellation, deletion, listing.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::{Store, StoreError};
-use crate::job::{JobId, JobSpec, JobStatus, Warning};
-
-/// A job as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobRecord {
-    pub id: JobId,
-    pub spec: JobSpec,
-    pub warnings: Vec<Warning>,
-    pub status: JobStatus,
-    pub created_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub updated_at: DateTime<Utc>,
-    /// How many times a worker has started (or resumed) it.
-    pub attempts: i64,
-    pub worker: Option<String>,
-    pub device: Option<String>,
-    pub cancel_requested: bool,
-    pub error: Option<JobError>,
-    pub total_steps: i64,
-    /// Epochs completed so far.
-    pub progress_epoch: i64,
-    /// Updates completed so far.
-    pub progress_step: i64,
-}
-
-/// Why a job failed: a stable code and a sentence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct JobError {
-    pub code: String,
-    pub message: String,
-}
+use super::SqliteStore;
+use crate::job::{FailureCode, JobError, JobId, JobStatus};
+use crate::store::{
+    CancelOutcome, DeleteOutcome, JobFilter, JobRecord, NewJob, StoreError, Submitted,
+};
 
 #[derive(Debug, sqlx::FromRow)]
 struct JobRow {
@@ -67,18 +38,22 @@ impl TryFrom<JobRow> for JobRecord {
     type Error = StoreError;
 
     fn try_from(row: JobRow) -> Result<Self, StoreError> {
-        let corrupt = |source| StoreError::CorruptJson {
-            job: row.id,
-            source,
+        let id = JobId::new(row.id);
+        let corrupt = |what: &str, err: String| StoreError::corrupt(id, format!("{what}: {err}"));
+        let spec = serde_json::from_str(&row.spec).map_err(|e| corrupt("spec", e.to_string()))?;
+        let warnings =
+            serde_json::from_str(&row.warnings).map_err(|e| corrupt("warnings", e.to_string()))?;
+        let error = match (row.error_code, row.error_message) {
+            (None, _) => None,
+            (Some(code), message) => Some(JobError {
+                code: code
+                    .parse::<FailureCode>()
+                    .map_err(|e| corrupt("error_code", e))?,
+                message: message.unwrap_or_default(),
+            }),
         };
-        let spec = serde_json::from_str(&row.spec).map_err(corrupt)?;
-        let warnings = serde_json::from_str(&row.warnings).map_err(corrupt)?;
-        let error = row.error_code.map(|code| JobError {
-            code,
-            message: row.error_message.unwrap_or_default(),
-        });
         Ok(JobRecord {
-            id: row.id,
+            id,
             spec,
             warnings,
             status: row.status,
@@ -98,61 +73,8 @@ impl TryFrom<JobRow> for JobRecord {
     }
 }
 
-/// A job to insert.
-#[derive(Debug, Clone)]
-pub struct NewJob<'a> {
-    pub spec: &'a JobSpec,
-    pub warnings: &'a [Warning],
-    /// Updates the job will make, as far as is known before its data is loaded.
-    pub total_steps: u64,
-    /// The client's `Idempotency-Key` and a hash of its request body.
-    pub idempotency: Option<(&'a str, &'a str)>,
-}
-
-/// The outcome of a submission.
-#[derive(Debug, Clone)]
-pub enum Submitted {
-    /// A new job.
-    Created(JobRecord),
-    /// The idempotency key was seen before with the same request: the first job.
-    Replayed(JobRecord),
-    /// The idempotency key was seen before with a different request.
-    KeyReused { existing: JobId },
-}
-
-/// The outcome of a cancel request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CancelOutcome {
-    /// It was queued and is now canceled.
-    Canceled,
-    /// It is running; its worker stops it at the next batch.
-    Requested,
-    /// It had already finished with this status.
-    AlreadyFinished(JobStatus),
-    NotFound,
-}
-
-/// The outcome of a delete request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeleteOutcome {
-    Deleted,
-    /// Only finished jobs can be deleted.
-    NotFinished(JobStatus),
-    NotFound,
-}
-
-/// Which jobs to list: newest first, `limit` of them, older than `before`.
-#[derive(Debug, Clone, Default)]
-pub struct JobFilter {
-    pub statuses: Vec<JobStatus>,
-    pub name: Option<String>,
-    pub before: Option<JobId>,
-    pub limit: u32,
-}
-
-impl Store {
-    /// Inserts a job, or with an idempotency key seen before returns the first one.
-    pub async fn submit(&self, job: NewJob<'_>) -> Result<Submitted, StoreError> {
+impl SqliteStore {
+    pub(super) async fn submit_job(&self, job: NewJob<'_>) -> Result<Submitted, StoreError> {
         if let Some((key, hash)) = job.idempotency {
             if let Some(found) = self.find_by_idempotency_key(key, hash).await? {
                 return Ok(found);
@@ -210,13 +132,17 @@ impl Store {
             return Ok(None);
         };
         if stored_hash.as_deref() != Some(hash) {
-            return Ok(Some(Submitted::KeyReused { existing: id }));
+            return Ok(Some(Submitted::KeyReused {
+                existing: JobId::new(id),
+            }));
         }
-        Ok(self.job(id).await?.map(Submitted::Replayed))
+        Ok(self
+            .find_job(JobId::new(id))
+            .await?
+            .map(Submitted::Replayed))
     }
 
-    /// One job by id.
-    pub async fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+    pub(super) async fn find_job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
         let row =
             sqlx::query_as::<_, JobRow>(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
                 .bind(id)
@@ -225,8 +151,10 @@ impl Store {
         row.map(JobRecord::try_from).transpose()
     }
 
-    /// A page of jobs, newest first, and how many jobs match the filter in all.
-    pub async fn list_jobs(&self, filter: &JobFilter) -> Result<(Vec<JobRecord>, i64), StoreError> {
+    pub(super) async fn list(
+        &self,
+        filter: &JobFilter,
+    ) -> Result<(Vec<JobRecord>, i64), StoreError> {
         let mut page =
             QueryBuilder::<Sqlite>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
         push_filter(&mut page, filter);
@@ -253,8 +181,7 @@ impl Store {
         Ok((jobs, total))
     }
 
-    /// How many queued jobs will be claimed before this one (0: it is next).
-    pub async fn queue_position(&self, job: &JobRecord) -> Result<i64, StoreError> {
+    pub(super) async fn position(&self, job: &JobRecord) -> Result<i64, StoreError> {
         let (ahead,) = sqlx::query_as::<_, (i64,)>(
             "SELECT COUNT(*) FROM jobs WHERE status = 'queued' \
              AND (priority > ? OR (priority = ? AND id < ?))",
@@ -267,9 +194,8 @@ impl Store {
         Ok(ahead)
     }
 
-    /// Atomically takes the next queued job (highest priority, then oldest)
-    /// for `worker`. One statement, so two workers can never take the same job.
-    pub async fn claim_next(
+    /// One statement, so two workers can never take the same job.
+    pub(super) async fn claim(
         &self,
         worker: &str,
         device: &str,
@@ -292,8 +218,7 @@ impl Store {
         row.map(JobRecord::try_from).transpose()
     }
 
-    /// Puts every job left `running` (by a crash) back in the queue; returns their ids.
-    pub async fn requeue_abandoned(&self) -> Result<Vec<JobId>, StoreError> {
+    pub(super) async fn requeue_running(&self) -> Result<Vec<JobId>, StoreError> {
         let ids = sqlx::query_as::<_, (i64,)>(
             "UPDATE jobs SET status = 'queued', worker = NULL, updated_at = ? \
              WHERE status = 'running' RETURNING id",
@@ -301,12 +226,11 @@ impl Store {
         .bind(Utc::now())
         .fetch_all(&self.pool)
         .await?;
-        Ok(ids.into_iter().map(|(id,)| id).collect())
+        Ok(ids.into_iter().map(|(id,)| JobId::new(id)).collect())
     }
 
-    /// Puts one running job back in the queue (graceful shutdown); it resumes
-    /// from its last checkpoint when claimed again.
-    pub async fn requeue(&self, id: JobId) -> Result<(), StoreError> {
+    /// The job resumes from its last checkpoint when claimed again.
+    pub(super) async fn requeue_one(&self, id: JobId) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE jobs SET status = 'queued', worker = NULL, updated_at = ? \
              WHERE id = ? AND status = 'running'",
@@ -318,8 +242,7 @@ impl Store {
         Ok(())
     }
 
-    /// Ends a running job with `status` and, for failures, its error.
-    pub async fn finish(
+    pub(super) async fn finish_job(
         &self,
         id: JobId,
         status: JobStatus,
@@ -341,8 +264,7 @@ impl Store {
         Ok(())
     }
 
-    /// Cancels a queued job at once, or flags a running one for its worker.
-    pub async fn cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
+    pub(super) async fn cancel_job(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
         let now = Utc::now();
         let canceled = sqlx::query(
             "UPDATE jobs SET status = 'canceled', cancel_requested = 1, finished_at = ?, \
@@ -366,14 +288,13 @@ impl Store {
         if flagged.rows_affected() == 1 {
             return Ok(CancelOutcome::Requested);
         }
-        Ok(match self.status(id).await? {
+        Ok(match self.job_status(id).await? {
             Some(status) => CancelOutcome::AlreadyFinished(status),
             None => CancelOutcome::NotFound,
         })
     }
 
-    /// Whether a cancel was requested for this job.
-    pub async fn cancel_requested(&self, id: JobId) -> Result<bool, StoreError> {
+    pub(super) async fn is_cancel_requested(&self, id: JobId) -> Result<bool, StoreError> {
         let row = sqlx::query_as::<_, (bool,)>("SELECT cancel_requested FROM jobs WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -381,8 +302,7 @@ impl Store {
         Ok(row.is_some_and(|(requested,)| requested))
     }
 
-    /// Deletes a finished job with its metrics (the caller removes its artifacts).
-    pub async fn delete(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {
+    pub(super) async fn delete_job(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {
         let deleted = sqlx::query(
             "DELETE FROM jobs WHERE id = ? AND status IN ('succeeded', 'failed', 'canceled')",
         )
@@ -392,13 +312,13 @@ impl Store {
         if deleted.rows_affected() == 1 {
             return Ok(DeleteOutcome::Deleted);
         }
-        Ok(match self.status(id).await? {
+        Ok(match self.job_status(id).await? {
             Some(status) => DeleteOutcome::NotFinished(status),
             None => DeleteOutcome::NotFound,
         })
     }
 
-    async fn status(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
+    pub(super) async fn job_status(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
         let row = sqlx::query_as::<_, (JobStatus,)>("SELECT status FROM jobs WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -406,8 +326,12 @@ impl Store {
         Ok(row.map(|(status,)| status))
     }
 
-    /// Records how far a running job has got.
-    pub async fn set_progress(&self, id: JobId, epoch: u32, step: u64) -> Result<(), StoreError> {
+    pub(super) async fn write_progress(
+        &self,
+        id: JobId,
+        epoch: u32,
+        step: u64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE jobs SET progress_epoch = ?, progress_step = ?, updated_at = ? WHERE id = ?",
         )
@@ -420,8 +344,11 @@ impl Store {
         Ok(())
     }
 
-    /// Corrects a job's total update count once its data set is loaded.
-    pub async fn set_total_steps(&self, id: JobId, total_steps: u64) -> Result<(), StoreError> {
+    pub(super) async fn write_total_steps(
+        &self,
+        id: JobId,
+        total_steps: u64,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE jobs SET total_steps = ? WHERE id = ?")
             .bind(i64::try_from(total_steps).unwrap_or(i64::MAX))
             .bind(id)

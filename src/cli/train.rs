@@ -6,15 +6,14 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use anyhow::Context;
+use anyhow::{anyhow, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::{self, Dataset, Limits};
-use crate::schedule::ScheduleSpec;
-
-use super::{
-    checkpoint, parse_device, train, EpochReport, Progress, RunSpec, ScheduleUnit, SgdConfig,
-    TrainConfig, TrainObserver,
+use crate::data::{self, Dataset};
+use crate::job::{JobPlan, JobRequest, OptimizerSpec};
+use crate::train::{
+    checkpoint, train, DeviceSpec, EpochMetrics, EpochReport, Progress, RunSpec, ScheduleUnit,
+    StepRecord, TrainObserver,
 };
 
 /// Options of `lrlab train`.
@@ -28,9 +27,9 @@ pub struct TrainArgs {
     pub epochs: u32,
     /// Examples per update.
     #[arg(long, default_value_t = 256)]
-    pub batch_size: usize,
-    /// What the schedule's step index counts: epochs or optimizer updates.
-    #[arg(long, value_enum, default_value_t = ScheduleUnit::Epoch)]
+    pub batch_size: u32,
+    /// What the schedule's step index counts: `epoch` or `step` (optimizer updates).
+    #[arg(long, default_value_t = ScheduleUnit::Epoch)]
     pub unit: ScheduleUnit,
     /// SGD momentum in [0, 1).
     #[arg(long, default_value_t = 0.0)]
@@ -46,13 +45,13 @@ pub struct TrainArgs {
     pub seed: u64,
     /// Use only the first N training examples.
     #[arg(long)]
-    pub train_limit: Option<usize>,
+    pub train_limit: Option<u64>,
     /// Use only the first N test examples.
     #[arg(long)]
-    pub test_limit: Option<usize>,
+    pub test_limit: Option<u64>,
     /// Device: cpu, cuda:N or metal (GPUs need the matching cargo feature).
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: DeviceSpec,
     /// Directory holding the Fashion-MNIST IDX files.
     #[arg(long, env = "LRLAB_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -69,38 +68,56 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// The run configuration these options describe.
-    pub fn config(&self) -> anyhow::Result<TrainConfig> {
-        let json: serde_json::Value =
+    /// The job these options describe, checked by the same rules as a submitted job; an
+    /// error names the flag.
+    pub fn plan(&self) -> anyhow::Result<JobPlan> {
+        let schedule: serde_json::Value =
             serde_json::from_str(&self.schedule).context("--schedule is not valid JSON")?;
-        let schedule =
-            ScheduleSpec::from_json(&json).context("--schedule is not a valid schedule")?;
-        Ok(TrainConfig {
+        let request = JobRequest {
+            name: None,
+            model: Default::default(),
+            dataset: Default::default(),
             epochs: self.epochs,
             batch_size: self.batch_size,
-            schedule,
-            unit: self.unit,
-            optimizer: SgdConfig {
+            optimizer: OptimizerSpec {
                 momentum: self.momentum,
                 nesterov: self.nesterov,
                 weight_decay: self.weight_decay,
+                ..OptimizerSpec::default()
             },
-            seed: self.seed,
+            schedule,
+            schedule_unit: self.unit,
+            seed: Some(self.seed),
+            train_limit: self.train_limit,
+            test_limit: self.test_limit,
+            priority: 0,
+        };
+        JobPlan::from_request(request, || self.seed).map_err(|e| {
+            let flag = match e.path.as_str() {
+                path if path.starts_with("schedule") => "schedule",
+                "optimizer.momentum" => "momentum",
+                "optimizer.nesterov" => "nesterov",
+                "optimizer.weight_decay" => "weight-decay",
+                "batch_size" => "batch-size",
+                "train_limit" => "train-limit",
+                "test_limit" => "test-limit",
+                other => other,
+            };
+            let at = match e.path.strip_prefix("schedule.") {
+                Some(inner) => format!(" (at `{inner}`)"),
+                None => String::new(),
+            };
+            anyhow!("--{flag}{at}: {} ({})", e.message, e.code)
         })
     }
 }
 
 /// Runs `lrlab train`.
 pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
-    let config = args.config()?;
-    config.validate()?;
-    let device = parse_device(&args.device)?;
+    let plan = args.plan()?;
+    let device = args.device.open()?;
     let dir = data::locate(args.data_dir.as_deref(), !args.no_download)?;
-    let limits = Limits {
-        train: args.train_limit,
-        test: args.test_limit,
-    };
-    let data = Dataset::load(&dir, limits, &device)
+    let data = Dataset::load(&dir, plan.spec().limits(), &device)
         .with_context(|| format!("loading Fashion-MNIST from {}", dir.display()))?;
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     if args.restart {
@@ -117,7 +134,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let stop = AtomicBool::new(false);
     let result = train(
         RunSpec {
-            config: &config,
+            plan: plan.train(),
             data: &data,
             device: &device,
             checkpoint_dir: Some(&args.out),
@@ -160,9 +177,6 @@ struct CliObserver {
     out: PathBuf,
     started_files: bool,
 }
-
-const METRICS_HEADER: &str = "epoch,lr,lr_min,lr_max,train_loss,train_acc,test_loss,test_acc,seconds,eval_seconds,examples_per_sec";
-const STEPS_HEADER: &str = "epoch,step,lr,loss";
 
 impl CliObserver {
     fn new(out: &Path) -> anyhow::Result<CliObserver> {
@@ -221,34 +235,12 @@ impl CliObserver {
     fn write_epoch(&mut self, report: &EpochReport) -> anyhow::Result<()> {
         let m = &report.metrics;
         if !self.started_files {
-            self.truncate_csv("metrics.csv", METRICS_HEADER, m.epoch)?;
-            self.truncate_csv("steps.csv", STEPS_HEADER, m.epoch)?;
+            self.truncate_csv("metrics.csv", EpochMetrics::CSV_HEADER, m.epoch)?;
+            self.truncate_csv("steps.csv", StepRecord::CSV_HEADER, m.epoch)?;
             self.started_files = true;
         }
-        self.append(
-            "metrics.csv",
-            std::iter::once(format!(
-                "{},{},{},{},{},{},{},{},{:.3},{:.3},{:.1}",
-                m.epoch,
-                m.lr,
-                m.lr_min,
-                m.lr_max,
-                m.train_loss,
-                m.train_acc,
-                m.test_loss,
-                m.test_acc,
-                m.seconds,
-                m.eval_seconds,
-                m.examples_per_sec
-            )),
-        )?;
-        self.append(
-            "steps.csv",
-            report
-                .steps
-                .iter()
-                .map(|s| format!("{},{},{},{}", m.epoch, s.step, s.lr, s.loss)),
-        )?;
+        self.append("metrics.csv", std::iter::once(m.csv_row()))?;
+        self.append("steps.csv", report.steps.iter().map(|s| s.csv_row(m.epoch)))?;
         let line = format!(
             "{:>5} {:>9.5} {:>10.4} {:>9.4} {:>9.4} {:>8.4} {:>7.1} {:>10.0}",
             m.epoch,

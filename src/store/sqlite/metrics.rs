@@ -1,9 +1,12 @@
 //! Per-epoch metrics and per-update records of jobs.
 
+use std::collections::HashMap;
+
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::{Store, StoreError};
+use super::SqliteStore;
 use crate::job::JobId;
+use crate::store::{MetricSummary, StoreError};
 use crate::train::{EpochMetrics, EpochReport, StepRecord};
 
 /// SQLite binds at most 32,766 variables per statement; 3 per step row.
@@ -24,10 +27,14 @@ struct EpochRow {
     examples_per_sec: f64,
 }
 
-impl From<EpochRow> for EpochMetrics {
-    fn from(row: EpochRow) -> Self {
-        EpochMetrics {
-            epoch: u32::try_from(row.epoch).unwrap_or(0),
+impl EpochRow {
+    /// The metrics of this row; an epoch number no u32 can hold was never written by lrlab.
+    fn into_metrics(self, job: JobId) -> Result<EpochMetrics, StoreError> {
+        let row = self;
+        Ok(EpochMetrics {
+            epoch: u32::try_from(row.epoch).map_err(|_| {
+                StoreError::corrupt(job, format!("epoch {} out of range", row.epoch))
+            })?,
             train_loss: row.train_loss,
             train_acc: row.train_acc,
             test_loss: row.test_loss,
@@ -38,18 +45,19 @@ impl From<EpochRow> for EpochMetrics {
             seconds: row.seconds,
             eval_seconds: row.eval_seconds,
             examples_per_sec: row.examples_per_sec,
-        }
+        })
     }
 }
 
-impl Store {
-    /// Stores one epoch's metrics row and its per-update records in one
-    /// transaction, and moves the job's progress to the epoch's end.
-    ///
-    /// Rows are upserted: an epoch redone after a crash (its checkpoint was
-    /// not yet written) replaces its first, identical rows instead of
-    /// duplicating them.
-    pub async fn record_epoch(&self, id: JobId, report: &EpochReport) -> Result<(), StoreError> {
+impl SqliteStore {
+    /// One transaction. Rows are upserted: an epoch redone after a crash (its
+    /// checkpoint was not yet written) replaces its first, identical rows
+    /// instead of duplicating them.
+    pub(super) async fn insert_epoch(
+        &self,
+        id: JobId,
+        report: &EpochReport,
+    ) -> Result<(), StoreError> {
         let m = &report.metrics;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -96,8 +104,7 @@ impl Store {
         Ok(())
     }
 
-    /// Every stored epoch of a job, in order.
-    pub async fn epoch_metrics(&self, id: JobId) -> Result<Vec<EpochMetrics>, StoreError> {
+    pub(super) async fn read_epochs(&self, id: JobId) -> Result<Vec<EpochMetrics>, StoreError> {
         let rows = sqlx::query_as::<_, EpochRow>(
             "SELECT epoch, train_loss, train_acc, test_loss, test_acc, lr, lr_min, lr_max, seconds, \
              eval_seconds, examples_per_sec FROM epoch_metrics WHERE job_id = ? ORDER BY epoch",
@@ -105,11 +112,10 @@ impl Store {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(EpochMetrics::from).collect())
+        rows.into_iter().map(|row| row.into_metrics(id)).collect()
     }
 
-    /// Up to `limit` per-update records of a job from update `from` on.
-    pub async fn steps(
+    pub(super) async fn read_steps(
         &self,
         id: JobId,
         from: u64,
@@ -124,24 +130,27 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(step, lr, loss)| StepRecord {
-                step: u64::try_from(step).unwrap_or(0),
-                lr,
-                loss: loss.unwrap_or(f64::NAN),
+        rows.into_iter()
+            .map(|(step, lr, loss)| {
+                Ok(StepRecord {
+                    step: u64::try_from(step).map_err(|_| {
+                        StoreError::corrupt(id, format!("step {step} out of range"))
+                    })?,
+                    lr,
+                    // NULL is how a non-finite loss (a diverged batch) was stored.
+                    loss: loss.unwrap_or(f64::NAN),
+                })
             })
-            .collect())
+            .collect()
     }
 
-    /// How many per-update records a job has.
-    pub async fn step_count(&self, id: JobId) -> Result<i64, StoreError> {
+    pub(super) async fn count_steps(&self, id: JobId) -> Result<u64, StoreError> {
         let (count,) =
             sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM step_records WHERE job_id = ?")
                 .bind(id)
                 .fetch_one(&self.pool)
                 .await?;
-        Ok(count)
+        u64::try_from(count).map_err(|_| StoreError::corrupt(id, format!("{count} steps")))
     }
 }
 
@@ -150,21 +159,13 @@ fn finite_or_null(value: f64) -> Option<f64> {
     value.is_finite().then_some(value)
 }
 
-/// The latest and the best (highest test accuracy) epoch of a job.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MetricSummary {
-    pub latest: Option<EpochMetrics>,
-    pub best: Option<EpochMetrics>,
-}
-
-impl Store {
-    /// Latest and best epoch of each of `ids`, in two queries whatever their number.
-    pub async fn metric_summaries(
+impl SqliteStore {
+    /// Two queries whatever the number of ids.
+    pub(super) async fn summaries(
         &self,
         ids: &[JobId],
-    ) -> Result<std::collections::HashMap<JobId, MetricSummary>, StoreError> {
-        let mut summaries: std::collections::HashMap<JobId, MetricSummary> =
-            std::collections::HashMap::new();
+    ) -> Result<HashMap<JobId, MetricSummary>, StoreError> {
+        let mut summaries: HashMap<JobId, MetricSummary> = HashMap::new();
         if ids.is_empty() {
             return Ok(summaries);
         }
@@ -195,8 +196,9 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
             for row in rows {
-                let entry = summaries.entry(row.job_id).or_default();
-                let metrics = EpochMetrics::from(row.metrics);
+                let job = JobId::new(row.job_id);
+                let metrics = row.metrics.into_metrics(job)?;
+                let entry = summaries.entry(job).or_default();
                 if pick_best {
                     entry.best = Some(metrics);
                 } else {

@@ -1,11 +1,10 @@
 //! The jobs API end to end: a real server, a real SQLite file, real training
 //! on a small generated data set.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{small_job, spawn_app, spawn_app_with, TRAIN_IMAGES};
+use crate::support::{small_job, spawn_app, spawn_app_with, TRAIN_IMAGES};
+use lrlab::job::JobId;
 use serde_json::{json, Value};
 
 async fn error_of(response: reqwest::Response) -> (u16, Value) {
@@ -317,8 +316,13 @@ async fn deleting_removes_a_finished_job_with_its_metrics_and_artifacts() {
         .unwrap();
     assert_eq!(response.status(), 204);
     assert_eq!(app.get(&format!("/v1/jobs/{id}")).await.status(), 404);
-    assert!(app.store.epoch_metrics(id).await.unwrap().is_empty());
-    assert_eq!(app.store.step_count(id).await.unwrap(), 0);
+    assert!(app
+        .store()
+        .epoch_metrics(JobId::new(id))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(app.store().step_count(JobId::new(id)).await.unwrap(), 0);
     assert!(!artifacts.exists(), "artifacts should be gone");
     app.shutdown().await;
 }
@@ -463,7 +467,7 @@ fn warning_codes(job: &Value) -> Vec<String> {
 #[tokio::test]
 async fn jobs_that_will_not_run_as_meant_carry_warnings() {
     let app = spawn_app(0).await;
-    async fn submit_with(app: &common::TestApp, schedule: Value, unit: &str) -> Value {
+    async fn submit_with(app: &crate::support::TestApp, schedule: Value, unit: &str) -> Value {
         let body = json!({"epochs": 10, "schedule": schedule, "schedule_unit": unit});
         let response = app.post_json("/v1/jobs", &body).await;
         assert_eq!(response.status(), 201);

@@ -1,18 +1,12 @@
-//! `lrlab serve`: the HTTP server with its job service, and its shutdown.
+//! `lrlab serve`: the options of the HTTP server with its workers, and its signals.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-use tokio::net::TcpListener;
-
-use crate::api::{self, AppState};
-use crate::service::{DataConfig, Service, ServiceConfig};
-use crate::store::Store;
-
-/// After a shutdown signal the process exits within this time, whatever runs.
-pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+use crate::app::{App, AppConfig, ConnectionLimits};
+use crate::service::DataConfig;
+use crate::train::DeviceSpec;
 
 /// Configuration of `lrlab serve`; every option can also come from the environment.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,7 +27,7 @@ pub struct ServeArgs {
         default_value = "cpu",
         value_delimiter = ','
     )]
-    pub device: Vec<String>,
+    pub device: Vec<DeviceSpec>,
     /// Directory with the Fashion-MNIST IDX files (else ./data/fashion-mnist, then
     /// /usr/share/datasets/fashion-mnist, then a download).
     #[arg(long, env = "LRLAB_DATA_DIR")]
@@ -41,27 +35,44 @@ pub struct ServeArgs {
     /// Never download Fashion-MNIST; jobs fail with a clear error when it is missing.
     #[arg(long, env = "LRLAB_NO_DOWNLOAD")]
     pub no_download: bool,
-    /// Checkpoints and weights go to `<artifacts-dir>/<job id>/`.
+    /// Checkpoints and weights go to `<artifacts-dir>/<job id>/`; checked at start-up.
     #[arg(long, env = "LRLAB_ARTIFACTS_DIR", default_value = "lrlab-artifacts")]
     pub artifacts_dir: PathBuf,
+    /// `Host` header values to accept, comma-separated (`lab.example.org`, `10.0.0.5:8080`).
+    /// On a loopback bind only loopback names are accepted unless listed here (this stops
+    /// DNS-rebinding attacks); on other binds any host is accepted unless a list is given.
+    #[arg(long, env = "LRLAB_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Connections served at once; further clients wait to be accepted.
+    #[arg(long, env = "LRLAB_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers (idle connections included).
+    #[arg(long, env = "LRLAB_HEADER_TIMEOUT", default_value_t = 20)]
+    pub header_timeout: u64,
 }
 
 impl ServeArgs {
-    /// The job service's configuration: `workers` slots on each device.
-    pub fn service_config(&self) -> ServiceConfig {
-        let devices = self
+    /// The server configuration: `workers` slots on each device.
+    pub fn app_config(&self) -> AppConfig {
+        let workers = self
             .device
             .iter()
-            .flat_map(|device| {
-                std::iter::repeat_n(device.trim().to_string(), usize::from(self.workers))
-            })
+            .flat_map(|device| std::iter::repeat_n(*device, usize::from(self.workers)))
             .collect();
-        ServiceConfig {
-            devices,
+        AppConfig {
+            bind: self.bind,
+            db: self.db.clone(),
+            workers,
             artifacts_dir: self.artifacts_dir.clone(),
             data: DataConfig {
                 dir: self.data_dir.clone(),
                 allow_download: !self.no_download,
+            },
+            allowed_hosts: (!self.allowed_hosts.is_empty()).then(|| self.allowed_hosts.clone()),
+            limits: ConnectionLimits {
+                max_connections: self.max_connections,
+                header_read_timeout: Duration::from_secs(self.header_timeout.max(1)),
+                ..ConnectionLimits::default()
             },
         }
     }
@@ -69,39 +80,8 @@ impl ServeArgs {
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    for device in &args.device {
-        crate::train::parse_device(device.trim())
-            .with_context(|| format!("--device {device} cannot be used"))?;
-    }
-    let store = Store::open(&args.db).await?;
-    let service = Service::start(store.clone(), args.service_config()).await?;
-    let app = api::router(AppState::new(service.clone()));
-    let listener = TcpListener::bind(args.bind)
-        .await
-        .with_context(|| format!("could not listen on {}", args.bind))?;
-    let local = listener.local_addr()?;
-    tracing::info!(address = %local, db = %args.db, "lrlab listening on http://{local}");
-
-    let on_signal = service.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!(
-                "shutting down: no new jobs are claimed; running jobs go back to the queue"
-            );
-            on_signal.begin_shutdown();
-        })
-        .await
-        .context("the HTTP server failed")?;
-
-    if tokio::time::timeout(SHUTDOWN_DEADLINE, service.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown deadline passed; exiting anyway");
-    }
-    store.close().await;
-    tracing::info!("stopped");
+    let app = App::start(args.app_config()).await?;
+    app.run_until(shutdown_signal()).await;
     Ok(())
 }
 

@@ -8,8 +8,8 @@ use candle_core::Device;
 use lrlab::data::{synthetic, Dataset, Limits};
 use lrlab::schedule::{Schedule, ScheduleSpec};
 use lrlab::train::{
-    checkpoint, train, EpochMetrics, EpochReport, Progress, RunSpec, RunSummary, ScheduleUnit,
-    SgdConfig, TrainConfig, TrainError, TrainObserver,
+    checkpoint, train, DeviceSpec, EpochMetrics, EpochReport, OptimizerSpec, Progress, RunSpec,
+    RunSummary, ScheduleUnit, TrainConfig, TrainError, TrainObserver, TrainPlan,
 };
 use serde_json::json;
 
@@ -23,13 +23,13 @@ fn spec(v: serde_json::Value) -> ScheduleSpec {
     ScheduleSpec::from_json(&v).unwrap()
 }
 
-fn config(epochs: u32, batch_size: usize, schedule: serde_json::Value) -> TrainConfig {
+fn config(epochs: u32, batch_size: u32, schedule: serde_json::Value) -> TrainConfig {
     TrainConfig {
         epochs,
         batch_size,
         schedule: spec(schedule),
         unit: ScheduleUnit::Epoch,
-        optimizer: SgdConfig::default(),
+        optimizer: OptimizerSpec::default(),
         seed: 3,
     }
 }
@@ -82,9 +82,11 @@ fn run(
     stop: &AtomicBool,
     obs: &mut Recorder<'_>,
 ) -> Result<RunSummary, TrainError> {
+    // The rules are checked when the plan is made, before any training.
+    let plan = TrainPlan::new(cfg.clone()).map_err(|e| TrainError::InvalidConfig(e.message))?;
     train(
         RunSpec {
-            config: cfg,
+            plan: &plan,
             data,
             device: &Device::Cpu,
             checkpoint_dir: dir,
@@ -255,7 +257,7 @@ fn a_huge_rate_diverges_with_the_epoch_and_step_named() {
     );
     // No checkpoint for an epoch that diverged.
     assert_eq!(
-        checkpoint::latest_epoch(dir.path()),
+        checkpoint::read_meta(dir.path()).unwrap().map(|m| m.epoch),
         Some(epoch - 1).filter(|&e| e > 0)
     );
 }
@@ -264,10 +266,11 @@ fn a_huge_rate_diverges_with_the_epoch_and_step_named() {
 fn two_runs_with_the_same_seed_are_identical() {
     let data = dataset(128, 64);
     let mut cfg = config(2, 32, json!({"kind": "constant", "lr": 0.1}));
-    cfg.optimizer = SgdConfig {
+    cfg.optimizer = OptimizerSpec {
         momentum: 0.9,
         nesterov: true,
         weight_decay: 1e-4,
+        ..OptimizerSpec::default()
     };
     let stop = AtomicBool::new(false);
     let (mut a, mut b) = (Recorder::new(), Recorder::new());
@@ -313,7 +316,10 @@ fn stop_then_resume_ends_exactly_like_an_uninterrupted_run() {
     let err = run(&cfg, &data, Some(dir.path()), &flag, &mut first).unwrap_err();
     assert!(matches!(err, TrainError::Stopped { epoch: 2 }), "{err:?}");
     assert_eq!(err.code(), "stopped");
-    assert_eq!(checkpoint::latest_epoch(dir.path()), Some(1));
+    assert_eq!(
+        checkpoint::read_meta(dir.path()).unwrap().map(|m| m.epoch),
+        Some(1)
+    );
     assert!(
         dir.path().join(checkpoint::WEIGHTS_FILE).exists(),
         "the latest epoch's weights are written with its checkpoint"
@@ -333,7 +339,10 @@ fn stop_then_resume_ends_exactly_like_an_uninterrupted_run() {
     let w1 = std::fs::read(full_summary.final_weights.unwrap()).unwrap();
     let w2 = std::fs::read(summary.final_weights.unwrap()).unwrap();
     assert_eq!(w1, w2, "final weights differ");
-    assert_eq!(checkpoint::latest_epoch(dir.path()), Some(3));
+    assert_eq!(
+        checkpoint::read_meta(dir.path()).unwrap().map(|m| m.epoch),
+        Some(3)
+    );
 
     // Calling again with the run complete does nothing but rewrite the final weights.
     let mut third = Recorder::new();
@@ -349,7 +358,10 @@ fn a_checkpoint_of_another_run_is_not_resumed() {
     let stop = AtomicBool::new(false);
     let dir = tempfile::tempdir().unwrap();
     run(&cfg, &data, Some(dir.path()), &stop, &mut Recorder::new()).unwrap();
-    assert_eq!(checkpoint::latest_epoch(dir.path()), Some(1));
+    assert_eq!(
+        checkpoint::read_meta(dir.path()).unwrap().map(|m| m.epoch),
+        Some(1)
+    );
     cfg.seed += 1;
     let summary = run(&cfg, &data, Some(dir.path()), &stop, &mut Recorder::new()).unwrap();
     assert_eq!(summary.resumed_from_epoch, None);
@@ -373,7 +385,10 @@ fn a_raised_stop_flag_stops_before_the_first_batch() {
     let dir = tempfile::tempdir().unwrap();
     let err = run(&cfg, &data, Some(dir.path()), &stop, &mut Recorder::new()).unwrap_err();
     assert!(matches!(err, TrainError::Stopped { epoch: 1 }), "{err:?}");
-    assert_eq!(checkpoint::latest_epoch(dir.path()), None);
+    assert_eq!(
+        checkpoint::read_meta(dir.path()).unwrap().map(|m| m.epoch),
+        None
+    );
 }
 
 #[test]
@@ -387,7 +402,10 @@ fn an_observer_failure_aborts_before_the_epochs_checkpoint() {
     let err = run(&cfg, &data, Some(dir.path()), &stop, &mut obs).unwrap_err();
     assert_eq!(err.code(), "observer");
     assert!(err.to_string().contains("database is gone"));
-    assert_eq!(checkpoint::latest_epoch(dir.path()), Some(1));
+    assert_eq!(
+        checkpoint::read_meta(dir.path()).unwrap().map(|m| m.epoch),
+        Some(1)
+    );
 }
 
 #[test]
@@ -414,7 +432,7 @@ fn the_config_round_trips_through_json_with_defaults() {
     }))
     .unwrap();
     assert_eq!(cfg.unit, ScheduleUnit::Epoch);
-    assert_eq!(cfg.optimizer, SgdConfig::default());
+    assert_eq!(cfg.optimizer, OptimizerSpec::default());
     assert_eq!(cfg.seed, 0);
     let back: TrainConfig = serde_json::from_value(serde_json::to_value(&cfg).unwrap()).unwrap();
     assert_eq!(back, cfg);
@@ -463,7 +481,7 @@ fn a_corrupt_checkpoint_is_an_error_not_a_silent_restart() {
 
 #[test]
 fn the_cli_writes_metrics_steps_and_weights_and_resumes_in_its_out_dir() {
-    use lrlab::train::cli::{run_train, TrainArgs};
+    use lrlab::cli::train::{run_train, TrainArgs};
     let data_dir = tempfile::tempdir().unwrap();
     synthetic::write_dataset(data_dir.path(), 64, 32, 1, true).unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -478,7 +496,7 @@ fn the_cli_writes_metrics_steps_and_weights_and_resumes_in_its_out_dir() {
         seed: 0,
         train_limit: Some(48),
         test_limit: None,
-        device: "cpu".to_string(),
+        device: DeviceSpec::Cpu,
         data_dir: Some(data_dir.path().to_path_buf()),
         no_download: true,
         out: out.path().to_path_buf(),
@@ -489,21 +507,28 @@ fn the_cli_writes_metrics_steps_and_weights_and_resumes_in_its_out_dir() {
     let metrics = std::fs::read_to_string(out.path().join("metrics.csv")).unwrap();
     let rows: Vec<&str> = metrics.lines().collect();
     assert_eq!(rows.len(), 3, "{metrics}");
-    assert!(rows[0].starts_with("epoch,lr,"));
-    assert!(rows[1].starts_with("1,0.1,") && rows[2].starts_with("2,0.1,"));
+    // One metrics CSV writer for the CLI and the API: the same columns.
+    assert_eq!(rows[0], EpochMetrics::CSV_HEADER);
+    let lr_column = |row: &str| row.split(',').nth(5).map(str::to_string);
+    assert!(rows[1].starts_with("1,") && rows[2].starts_with("2,"));
+    assert_eq!(lr_column(rows[1]).as_deref(), Some("0.1"));
+    assert_eq!(lr_column(rows[2]).as_deref(), Some("0.1"));
     let steps = std::fs::read_to_string(out.path().join("steps.csv")).unwrap();
     let steps: Vec<&str> = steps.lines().collect();
     assert_eq!(steps.len(), 1 + 4, "48 examples / 32 → 2 updates per epoch");
     assert!(steps[4].starts_with("2,3,0.1,"));
     assert!(out.path().join(checkpoint::WEIGHTS_FILE).exists());
-    assert_eq!(checkpoint::latest_epoch(out.path()), Some(2));
+    assert_eq!(
+        checkpoint::read_meta(out.path()).unwrap().map(|m| m.epoch),
+        Some(2)
+    );
 
     let mut bad = args(1);
     bad.schedule = r#"{"kind":"constant"}"#.to_string();
     assert!(run_train(bad).is_err());
     if cfg!(not(feature = "cuda")) {
         let mut bad = args(1);
-        bad.device = "cuda:0".to_string();
+        bad.device = DeviceSpec::Cuda(0);
         assert!(run_train(bad).is_err());
     }
 }
@@ -523,7 +548,7 @@ fn real_data_one_epoch_through_the_cli() {
         .ok()
         .and_then(|e| e.parse().ok())
         .unwrap_or(1);
-    lrlab::train::cli::run_train(lrlab::train::cli::TrainArgs {
+    lrlab::cli::train::run_train(lrlab::cli::train::TrainArgs {
         schedule: r#"{"kind":"constant","lr":0.3}"#.to_string(),
         epochs,
         batch_size: 256,
@@ -536,7 +561,7 @@ fn real_data_one_epoch_through_the_cli() {
             .ok()
             .and_then(|e| e.parse().ok()),
         test_limit: None,
-        device: "cpu".to_string(),
+        device: DeviceSpec::Cpu,
         data_dir: Some(dir),
         no_download: true,
         out: out.path().to_path_buf(),

@@ -1,10 +1,90 @@
-//! The schedule endpoints over a real HTTP server: previews in every format,
+//! Schedules: the engine as other modules use it (only through its public API),
+//! and the schedule endpoints over a real HTTP server — previews in every format,
 //! the catalogue, and every class of bad input.
 
-mod common;
-
-use common::spawn_app;
+use lrlab::preview::{to_csv, Preview};
+use lrlab::schedule::{catalog, Monitor, Schedule, ScheduleSpec, Scheduler, SpecError};
 use serde_json::{json, Value};
+
+use crate::support::spawn_app;
+
+#[test]
+fn a_request_body_spec_is_parsed_validated_and_previewed() {
+    let body = json!({"schedule": {"kind": "warmup", "steps": 2, "then": {"kind": "linear", "start_lr": 1.0, "end_lr": 0.0, "steps": 4}}, "steps": 7});
+    let schedule = Schedule::from_json(&body["schedule"]).unwrap();
+    let preview = Preview::new(&schedule, 7).unwrap();
+    assert_eq!(preview.lr, [0.0, 0.5, 1.0, 0.75, 0.5, 0.25, 0.0]);
+    let body = serde_json::to_value(preview.to_json(1000)).unwrap();
+    assert_eq!(
+        (
+            &body["steps"],
+            &body["lr"],
+            &body["adaptive"],
+            &body["downsampled"]
+        ),
+        (
+            &json!(7),
+            &json!([0.0, 0.5, 1.0, 0.75, 0.5, 0.25, 0.0]),
+            &json!(false),
+            &json!(false)
+        )
+    );
+    assert!(to_csv(&preview.lr).starts_with("step,lr\n0,0\n1,0.5\n"));
+}
+
+#[test]
+fn errors_are_prefixed_with_the_body_field() {
+    let body = json!({"schedule": {"kind": "warmup", "steps": 2, "then": {"kind": "cosine", "lr": 0.1, "max_steps": 0}}});
+    let err: SpecError = Schedule::from_json(&body["schedule"])
+        .unwrap_err()
+        .prefixed("schedule");
+    assert_eq!(
+        (err.code.as_str(), err.path.as_str()),
+        ("out_of_range", "schedule.then.max_steps")
+    );
+}
+
+#[test]
+fn a_stored_normalized_spec_rebuilds_the_same_schedule() {
+    let schedule =
+        Schedule::from_json(&json!({"kind": "one_cycle", "max_lr": 0.1, "total_steps": 50}))
+            .unwrap();
+    let stored = serde_json::to_string(schedule.spec()).unwrap();
+    let spec: ScheduleSpec = serde_json::from_str(&stored).unwrap();
+    let again = Schedule::new(spec).unwrap();
+    assert_eq!(again.preview(60), schedule.preview(60));
+    assert_eq!(
+        again.max_step_reference(),
+        Some(("total_steps".to_owned(), 50))
+    );
+}
+
+#[test]
+fn a_trainer_drives_an_adaptive_schedule_and_checkpoints_it() {
+    let schedule = Schedule::from_json(
+        &json!({"kind": "reduce_on_plateau", "lr": 0.1, "monitor": "train_loss", "patience": 0}),
+    )
+    .unwrap();
+    let mut scheduler = Scheduler::new(schedule.clone());
+    assert_eq!(scheduler.monitor(), Some(Monitor::TrainLoss));
+    scheduler.observe(1.0);
+    scheduler.observe(1.0);
+    let checkpoint = serde_json::to_vec(&scheduler.state()).unwrap();
+    let mut resumed = Scheduler::new(schedule);
+    resumed.restore(serde_json::from_slice(&checkpoint).unwrap());
+    assert_eq!(resumed.lr(10), scheduler.lr(10));
+    assert!((resumed.lr(10) - 0.01).abs() < 1e-15);
+}
+
+#[test]
+fn the_catalog_serializes_for_the_kinds_endpoint() {
+    let kinds = serde_json::to_value(catalog()).unwrap();
+    let kinds = kinds.as_array().unwrap();
+    assert_eq!(kinds.len(), 14);
+    assert!(kinds
+        .iter()
+        .all(|k| k["formula"].is_string() && k["fields"].is_array()));
+}
 
 fn assert_close(actual: &Value, expected: &[f64]) {
     let actual: Vec<f64> = actual
@@ -240,16 +320,85 @@ async fn steps_out_of_range_and_bad_formats_are_rejected() {
 }
 
 #[tokio::test]
-async fn a_million_step_preview_is_served() {
+async fn a_million_step_preview_is_served_downsampled_by_default_and_whole_on_request() {
     let app = spawn_app(0).await;
-    let body = json!({"schedule": {"kind": "constant", "lr": 0.1}, "steps": 1_000_000});
+    // A step schedule: the drop at 600,000 must survive the downsampling.
+    let body = json!({"schedule": {"kind": "multi_factor", "lr": 0.1, "milestones": [600_001], "factor": 0.5}, "steps": 1_000_000});
     let preview: Value = app
         .post_json("/v1/schedules/preview", &body)
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(preview["lr"].as_array().unwrap().len(), 1_000_000);
+    assert_eq!(preview["steps"], 1_000_000);
+    assert_eq!(preview["downsampled"], true);
+    assert_eq!(preview["bucket_size"], 500);
+    let lr_min = preview["lr_min"].as_array().unwrap();
+    let lr_max = preview["lr_max"].as_array().unwrap();
+    assert_eq!(
+        (preview["lr"].as_array().unwrap().len(), lr_min.len()),
+        (2000, 2000)
+    );
+    // Bucket 1200 covers steps 600,000..600,500: it holds both rates.
+    assert_eq!(
+        (lr_max[1200].as_f64(), lr_min[1200].as_f64()),
+        (Some(0.1), Some(0.05))
+    );
+    assert_eq!(preview["step"][1200], 600_000);
+
+    let whole: Value = app
+        .post_json("/v1/schedules/preview?max_points=1000000", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(whole["downsampled"], false);
+    assert_eq!(whole["lr"].as_array().unwrap().len(), 1_000_000);
+
+    let csv = app
+        .client
+        .post(app.url("/v1/schedules/preview?format=csv"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 1_000_001);
+}
+
+/// Ten concurrent million-step previews, gzipped, used to stall every other request for
+/// seconds: their rendering and compression ran on the async runtime's threads. With one
+/// runtime thread, a health check must still be answered while they run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn heavy_previews_do_not_stall_other_requests() {
+    let app = spawn_app(0).await;
+    let body = json!({"schedule": {"kind": "cosine", "lr": 0.1, "max_steps": 1_000_000}, "steps": 1_000_000});
+    let heavy: Vec<_> = (0..10)
+        .map(|_| {
+            let request = app
+                .client
+                .post(app.url("/v1/schedules/preview?format=csv"))
+                .header("accept-encoding", "gzip")
+                .json(&body)
+                .send();
+            tokio::spawn(async move { request.await.map(|r| r.status()) })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    let health = app.get("/healthz").await;
+    let waited = started.elapsed();
+    assert_eq!(health.status(), 200);
+    // The stalled server took 6–9 s; rendering off the runtime answers in milliseconds.
+    assert!(
+        waited < std::time::Duration::from_secs(3),
+        "/healthz took {waited:?}"
+    );
+    for request in heavy {
+        assert_eq!(request.await.unwrap().unwrap(), 200);
+    }
 }
 
 #[tokio::test]

@@ -20,11 +20,11 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::data::{self, Dataset, Limits};
 use crate::schedule::ScheduleSpec;
-
-use super::kernels::profile;
-use super::model::{forward_with, LeNet};
-use super::{
-    ops, train, EpochReport, RunSpec, ScheduleUnit, SgdConfig, TrainConfig, TrainObserver,
+use crate::train::kernels::profile;
+use crate::train::model::{forward_with, LeNet};
+use crate::train::{
+    ops, train, EpochReport, OptimizerSpec, RunSpec, ScheduleUnit, TrainConfig, TrainObserver,
+    TrainPlan,
 };
 
 /// Options of `lrlab bench`.
@@ -38,7 +38,7 @@ pub struct BenchArgs {
     pub epochs: u32,
     /// Mini-batch size.
     #[arg(long, default_value_t = 256)]
-    pub batch_size: usize,
+    pub batch_size: u32,
     /// Fixed learning rate of the timed epochs (the PyTorch reference's "fixed" schedule).
     #[arg(long, default_value_t = 0.3)]
     pub lr: f64,
@@ -115,7 +115,7 @@ pub struct BenchReport {
     /// Batch size of every measurement.
     pub batch_size: usize,
     /// The timed epochs' metrics.
-    pub epochs: Vec<super::EpochMetrics>,
+    pub epochs: Vec<crate::train::EpochMetrics>,
     /// Test examples evaluated per second (mean over the epochs).
     pub eval_examples_per_sec: f64,
     /// Per-layer kernel times over the profiled batches.
@@ -221,9 +221,19 @@ fn time_steps(data: &Dataset, batch: usize, batches: usize) -> anyhow::Result<Du
 
 /// Runs every measurement in this process.
 pub fn measure(data: &Dataset, args: &BenchArgs) -> anyhow::Result<BenchReport> {
-    let batch = args.batch_size;
-    if batch == 0 || data.train_len() == 0 || data.test_len() == 0 {
-        bail!("the benchmark needs a batch size and training and test examples");
+    let config = TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        schedule: ScheduleSpec::from_json(&serde_json::json!({"kind": "constant", "lr": args.lr}))?,
+        unit: ScheduleUnit::Epoch,
+        optimizer: OptimizerSpec::default(),
+        seed: 0,
+    };
+    let plan =
+        TrainPlan::new(config).map_err(|e| anyhow::anyhow!("--{}: {}", e.path, e.message))?;
+    let batch = plan.batch_size();
+    if data.train_len() == 0 || data.test_len() == 0 {
+        bail!("the benchmark needs training and test examples");
     }
     // Profiled batches first: they also warm up thread pools, allocator and caches.
     profile::set_profiling(true);
@@ -232,18 +242,10 @@ pub fn measure(data: &Dataset, args: &BenchArgs) -> anyhow::Result<BenchReport> 
     let step = step?;
     let layers = profile::profile();
 
-    let config = TrainConfig {
-        epochs: args.epochs,
-        batch_size: batch,
-        schedule: ScheduleSpec::from_json(&serde_json::json!({"kind": "constant", "lr": args.lr}))?,
-        unit: ScheduleUnit::Epoch,
-        optimizer: SgdConfig::default(),
-        seed: 0,
-    };
     let stop = AtomicBool::new(false);
     let mut collect = Collect(Vec::new());
     let spec = RunSpec {
-        config: &config,
+        plan: &plan,
         data,
         device: &Device::Cpu,
         checkpoint_dir: None,

@@ -1,11 +1,9 @@
 //! Server-Sent Events of a job: progress, every epoch row, and done — live,
 //! and replayed to a client that connects late.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{small_job, spawn_app};
+use crate::support::{small_job, spawn_app};
 use futures::StreamExt;
 use serde_json::Value;
 

@@ -1,0 +1,100 @@
+//! The `lrlab` command line: `serve`, `train`, `preview`, `bench`.
+//!
+//! Front-ends only: each command parses its options and calls the engines
+//! (`train`, `preview`) or the server assembly (`app`); the engines know
+//! nothing of clap, progress bars or downloads.
+
+pub mod bench;
+pub mod preview;
+pub mod serve;
+pub mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// lrlab: train a LeNet on Fashion-MNIST under any learning-rate schedule,
+/// over HTTP or from the shell, and compare the schedules' curves and results.
+#[derive(Debug, Parser)]
+#[command(name = "lrlab", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr: `pretty` (human-readable) or `json` (one object per line).
+    #[arg(
+        long,
+        global = true,
+        env = "LRLAB_LOG_FORMAT",
+        default_value = "pretty"
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server and its training workers.
+    Serve(serve::ServeArgs),
+    /// Train one network in the foreground, with a progress bar.
+    Train(train::TrainArgs),
+    /// Print a schedule's learning rates (table, CSV, JSON or SVG) without training.
+    Preview(preview::PreviewArgs),
+    /// Measure training and evaluation throughput on the real data, per thread count.
+    Bench(bench::BenchArgs),
+}
+
+/// Runs a parsed command line; the process exit code says whether it worked.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(serve::serve(args))),
+        Command::Train(args) => train::run_train(args),
+        Command::Preview(args) => preview::run_preview(args, &mut std::io::stdout().lock()),
+        Command::Bench(args) => bench::run_bench(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `LRLAB_LOG` (else `RUST_LOG`; env-filter syntax,
+/// default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let configured = ["LRLAB_LOG", "RUST_LOG"].iter().find_map(|var| {
+        let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty())?;
+        match tracing_subscriber::EnvFilter::try_new(&value) {
+            Ok(filter) => Some(filter),
+            Err(err) => {
+                eprintln!("warning: ignoring {var}={value:?}: {err}");
+                None
+            }
+        }
+    });
+    let filter = configured.unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests) is harmless: keep the first subscriber.
+    let _ = match format {
+        LogFormat::Pretty => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+    };
+}

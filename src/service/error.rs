@@ -1,0 +1,44 @@
+//! What a service method can refuse, in words the API maps to status codes in one place.
+
+use crate::job::{InvalidJob, JobId, JobStatus};
+use crate::store::StoreError;
+
+/// Why a life-cycle operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request breaks a rule; the error names the field.
+    #[error(transparent)]
+    Invalid(#[from] InvalidJob),
+    /// No job has this id.
+    #[error("job {0} not found")]
+    NotFound(JobId),
+    /// The idempotency key was used before with a different request.
+    #[error("this Idempotency-Key was used for job {existing} with a different request")]
+    IdempotencyKeyReused { existing: JobId },
+    /// Cancel of a job that already finished.
+    #[error("job {id} has already finished ({status}); there is nothing to cancel")]
+    AlreadyFinished { id: JobId, status: JobStatus },
+    /// Delete of a job that has not finished.
+    #[error("job {id} is {status}; cancel it before deleting it")]
+    NotFinished { id: JobId, status: JobStatus },
+    /// The job has no weights yet.
+    #[error("weights of job {0} not found (they are written when its first epoch ends)")]
+    NoWeights(JobId),
+    /// A delete could not remove the job's artifacts, so it kept the job whole.
+    #[error("the artifacts of job {id} could not be removed, so the job was not deleted; see the server log")]
+    ArtifactsKept {
+        id: JobId,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The job's artifacts could not be read.
+    #[error("the artifacts of job {id} cannot be read")]
+    Artifacts {
+        id: JobId,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,146 @@
+//! The SQLite backend: one embedded file, the default. Every statement it runs is here.
+
+mod jobs;
+mod metrics;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+use super::{
+    CancelOutcome, DeleteOutcome, JobFilter, JobRecord, JobStore, MetricSummary, NewJob,
+    StoreError, Submitted,
+};
+use crate::job::{JobError, JobId, JobStatus};
+use crate::train::{EpochMetrics, EpochReport, StepRecord};
+
+/// How long a statement waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pool of connections to one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the SQLite database at `url`, e.g.
+    /// `sqlite://lrlab.db`, and brings its schema up to date.
+    ///
+    /// WAL mode lets readers (the API) run while a worker writes; the busy
+    /// timeout makes concurrent writers wait instead of failing; foreign
+    /// keys make deleting a job delete its metrics. `synchronous = FULL`
+    /// syncs every commit, so an accepted job survives even a power cut:
+    /// writes are rare here (a submission, an epoch), so the cost is nil.
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|source| StoreError::InvalidUrl {
+                url: url.to_string(),
+                reason: source.to_string(),
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: url.to_string(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+/// The trait's methods are the inherent ones of `jobs.rs` and `metrics.rs`.
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn submit(&self, job: NewJob<'_>) -> Result<Submitted, StoreError> {
+        self.submit_job(job).await
+    }
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.find_job(id).await
+    }
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<(Vec<JobRecord>, i64), StoreError> {
+        self.list(filter).await
+    }
+    async fn queue_position(&self, job: &JobRecord) -> Result<i64, StoreError> {
+        self.position(job).await
+    }
+    async fn claim_next(
+        &self,
+        worker: &str,
+        device: &str,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        self.claim(worker, device).await
+    }
+    async fn requeue_abandoned(&self) -> Result<Vec<JobId>, StoreError> {
+        self.requeue_running().await
+    }
+    async fn requeue(&self, id: JobId) -> Result<(), StoreError> {
+        self.requeue_one(id).await
+    }
+    async fn finish(
+        &self,
+        id: JobId,
+        status: JobStatus,
+        error: Option<&JobError>,
+    ) -> Result<(), StoreError> {
+        self.finish_job(id, status, error).await
+    }
+    async fn cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
+        self.cancel_job(id).await
+    }
+    async fn cancel_requested(&self, id: JobId) -> Result<bool, StoreError> {
+        self.is_cancel_requested(id).await
+    }
+    async fn delete(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {
+        self.delete_job(id).await
+    }
+    async fn status(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
+        self.job_status(id).await
+    }
+    async fn set_progress(&self, id: JobId, epoch: u32, step: u64) -> Result<(), StoreError> {
+        self.write_progress(id, epoch, step).await
+    }
+    async fn set_total_steps(&self, id: JobId, total_steps: u64) -> Result<(), StoreError> {
+        self.write_total_steps(id, total_steps).await
+    }
+    async fn record_epoch(&self, id: JobId, report: &EpochReport) -> Result<(), StoreError> {
+        self.insert_epoch(id, report).await
+    }
+    async fn epoch_metrics(&self, id: JobId) -> Result<Vec<EpochMetrics>, StoreError> {
+        self.read_epochs(id).await
+    }
+    async fn steps(&self, id: JobId, from: u64, limit: u32) -> Result<Vec<StepRecord>, StoreError> {
+        self.read_steps(id, from, limit).await
+    }
+    async fn step_count(&self, id: JobId) -> Result<u64, StoreError> {
+        self.count_steps(id).await
+    }
+    async fn metric_summaries(
+        &self,
+        ids: &[JobId],
+    ) -> Result<HashMap<JobId, MetricSummary>, StoreError> {
+        self.summaries(ids).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        // Reads the queue index and the last page of the jobs table, so a
+        // database whose pages are unreadable fails here, not only in listings.
+        sqlx::query("SELECT (SELECT COUNT(*) FROM jobs WHERE status = 'queued'), (SELECT MAX(id) FROM jobs)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,191 @@
+//! Field errors: what every validator of client input reports.
+//!
+//! One error type with a stable code and a dotted field path, shared by the
+//! schedule engine, the training configuration, jobs and sweeps, so a client
+//! handles every 422 the same way and a nested document (a schedule inside a
+//! job inside a sweep) only prefixes the path on the way out.
+
+use thiserror::Error;
+
+/// The class of a rule a field breaks: a stable word clients match on.
+///
+/// Shared by every validator of request fields (schedules, training
+/// configurations, jobs, sweeps), so one client-side table covers them all
+/// and `openapi.yaml` can list them ([`FieldCode::ALL`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldCode {
+    /// A field the object does not have.
+    UnknownField,
+    /// A required field is absent.
+    MissingField,
+    /// A value of the wrong JSON type.
+    InvalidType,
+    /// A value of the right type that is not allowed.
+    InvalidValue,
+    /// A word that is not one of an enumeration's values (`"model": "resnet"`).
+    UnknownValue,
+    /// A schedule `kind` lrlab does not know.
+    UnknownKind,
+    /// A number outside its allowed range.
+    OutOfRange,
+    /// A list that must be strictly increasing is not.
+    NotIncreasing,
+    /// Schedules nested deeper than allowed.
+    TooDeep,
+    /// A list or spec larger than allowed.
+    TooLarge,
+}
+
+impl FieldCode {
+    /// Every code, for documentation checks.
+    pub const ALL: [FieldCode; 10] = [
+        FieldCode::UnknownField,
+        FieldCode::MissingField,
+        FieldCode::InvalidType,
+        FieldCode::InvalidValue,
+        FieldCode::UnknownValue,
+        FieldCode::UnknownKind,
+        FieldCode::OutOfRange,
+        FieldCode::NotIncreasing,
+        FieldCode::TooDeep,
+        FieldCode::TooLarge,
+    ];
+
+    /// The code as it appears in error bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldCode::UnknownField => "unknown_field",
+            FieldCode::MissingField => "missing_field",
+            FieldCode::InvalidType => "invalid_type",
+            FieldCode::InvalidValue => "invalid_value",
+            FieldCode::UnknownValue => "unknown_value",
+            FieldCode::UnknownKind => "unknown_kind",
+            FieldCode::OutOfRange => "out_of_range",
+            FieldCode::NotIncreasing => "not_increasing",
+            FieldCode::TooDeep => "too_deep",
+            FieldCode::TooLarge => "too_large",
+        }
+    }
+
+    /// Classifies one of serde's error messages (`unknown field …`,
+    /// `missing field …`, `invalid type …`, `unknown variant …`); anything else
+    /// is an invalid value.
+    pub fn of_serde_message(message: &str) -> FieldCode {
+        if message.starts_with("unknown field") {
+            FieldCode::UnknownField
+        } else if message.starts_with("missing field") {
+            FieldCode::MissingField
+        } else if message.starts_with("invalid type") {
+            FieldCode::InvalidType
+        } else if message.starts_with("unknown variant") {
+            FieldCode::UnknownValue
+        } else {
+            FieldCode::InvalidValue
+        }
+    }
+
+    /// Whether serde reports this class at the parent object, naming the
+    /// field only inside the message (so the path must be completed).
+    pub fn names_a_field(self) -> bool {
+        matches!(self, FieldCode::UnknownField | FieldCode::MissingField)
+    }
+}
+
+impl std::fmt::Display for FieldCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Lets tests and callers compare a code with its word directly.
+impl PartialEq<&str> for FieldCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<FieldCode> for &str {
+    fn eq(&self, other: &FieldCode) -> bool {
+        *self == other.as_str()
+    }
+}
+
+/// A rule a request field breaks, with the path of the field.
+///
+/// Every validator in lrlab (schedules, training configurations, jobs,
+/// sweeps) reports this one type; the HTTP layer turns it into a 422
+/// `{"error": {"code", "message", "path"}}`. `path` names the offending field
+/// relative to the validated document's root (`"then.max_steps"`,
+/// `"phases[1].schedule.lr"`, `""` for the root itself); callers that embed
+/// the document in a larger one use [`FieldError::prefixed`] to make it
+/// absolute.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{message}")]
+pub struct FieldError {
+    /// Stable error class.
+    pub code: FieldCode,
+    /// Field path relative to the spec root; empty for the root.
+    pub path: String,
+    /// Human-readable explanation naming the field and what was expected.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(code: FieldCode, path: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            code,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Puts `prefix` in front of the path, so that an error found in a spec
+    /// nested in a request body (`"schedule"`) names the field in that body
+    /// (`"schedule.then.max_steps"`).
+    pub fn prefixed(mut self, prefix: &str) -> FieldError {
+        self.path = join(prefix, &self.path);
+        self
+    }
+}
+
+/// Joins two path segments: `join("then", "lr") == "then.lr"`,
+/// `join("phases", "[2]") == "phases[2]"`, and an empty side disappears.
+pub fn join(prefix: &str, rest: &str) -> String {
+    if prefix.is_empty() {
+        rest.to_owned()
+    } else if rest.is_empty() {
+        prefix.to_owned()
+    } else if rest.starts_with('[') {
+        format!("{prefix}{rest}")
+    } else {
+        format!("{prefix}.{rest}")
+    }
+}
+
+/// Deserializes a JSON value into `T`, reporting a failure as a [`FieldError`]
+/// whose path names the offending field (`optimizer.momentum`,
+/// `phases[1].steps`), including the field a `missing field` / `unknown field`
+/// message is about (serde reports those at the parent object).
+pub fn from_json_value<T: serde::de::DeserializeOwned>(
+    value: &serde_json::Value,
+) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let parent = match err.path().to_string() {
+            root if root == "." => String::new(),
+            path => path,
+        };
+        let message = err.inner().to_string();
+        let code = FieldCode::of_serde_message(&message);
+        let path = if code.names_a_field() {
+            match message.split('`').nth(1) {
+                Some(field) if parent != field && !parent.ends_with(&format!(".{field}")) => {
+                    join(&parent, field)
+                }
+                _ => parent,
+            }
+        } else {
+            parent
+        };
+        FieldError::new(code, path, message)
+    })
+}
