@@ -327,13 +327,13 @@ impl EpochTally {
             ],
             0,
         )?;
-        let [losses, correct]: [Vec<f32>; 2] = both
-            .to_vec2()?
-            .try_into()
-            .map_err(|_| candle_core::Error::Msg("read-back is not two rows".to_string()))?;
+        // (2, len): losses, then correct counts.
+        let values: Vec<f32> = both.flatten_all()?.to_vec1()?;
+        let (losses, correct) = values.split_at(len);
         buf.first_unread += len;
-        for (i, update) in std::mem::take(&mut buf.unread).into_iter().enumerate() {
-            self.sums.add(self.epoch, update, losses[i], correct[i])?;
+        let unread = std::mem::take(&mut buf.unread);
+        for ((update, &loss), &correct) in unread.into_iter().zip(losses).zip(correct) {
+            self.sums.add(self.epoch, update, loss, correct)?;
         }
         Ok(())
     }
