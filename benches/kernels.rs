@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use candle_core::{Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use lrlab::train::kernels;
+use lrlab::train::ops::reference;
 
 /// One convolution layer's inputs: images (or activations), weights and bias.
 struct Layer {
@@ -70,9 +71,9 @@ fn measure(iters: u64, cpu_time: bool, mut f: impl FnMut()) -> Duration {
     }
 }
 
-/// The layer block as candle's ops compose it (with the correct pooling gradient).
+/// The layer block as candle's ops compose it: the path a GPU runs (`train::ops::reference`).
 fn reference_block(x: &Tensor, w: &Tensor, b: &Tensor, pad: usize) -> candle_core::Result<Tensor> {
-    kernels::reference::max_pool2x2(&kernels::reference::conv2d(x, w, b, pad)?.relu()?)
+    reference::max_pool2x2(&reference::relu(&reference::conv2d(x, w, b, pad)?)?)
 }
 
 type ConvFn = fn(&Tensor, &Tensor, &Tensor, usize) -> candle_core::Result<Tensor>;
@@ -94,7 +95,7 @@ fn bench_conv(c: &mut Criterion) {
     ];
     let impls: [(&str, ConvFn); 4] = [
         ("fast conv", kernels::conv2d),
-        ("candle conv", kernels::reference::conv2d),
+        ("candle conv", reference::conv2d),
         ("fast conv+relu+pool", kernels::conv2d_relu_pool2x2),
         ("candle conv+relu+pool", reference_block),
     ];

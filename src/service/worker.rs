@@ -206,7 +206,9 @@ impl RunError {
             RunError::InvalidSpec(_) => FailureCode::InvalidSpec,
             RunError::Data(_) => FailureCode::DataUnavailable,
             RunError::Train(err) => match err {
-                TrainError::Diverged { .. } => FailureCode::Diverged,
+                TrainError::Diverged { .. } | TrainError::DivergedMetric { .. } => {
+                    FailureCode::Diverged
+                }
                 TrainError::InvalidConfig(_) | TrainError::Schedule(_) => {
                     FailureCode::InvalidSchedule
                 }

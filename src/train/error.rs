@@ -34,6 +34,18 @@ pub enum TrainError {
         /// The offending loss value.
         loss: f64,
     },
+    /// Every batch loss of the epoch was finite but one of its metrics is not: typically the
+    /// epoch's last update broke the weights, so the test loss is NaN (with one update per
+    /// epoch, the only training loss was computed before it). No observer sees such a row.
+    #[error("training diverged: the {metric} of epoch {epoch} is {value}")]
+    DivergedMetric {
+        /// 1-based epoch.
+        epoch: u32,
+        /// Which metric, in words ("test loss", "train accuracy", …).
+        metric: &'static str,
+        /// Its value: NaN or ±infinity.
+        value: f64,
+    },
     /// The stop flag was raised; the last completed epoch's checkpoint (if any) is intact.
     #[error("training stopped during epoch {epoch}")]
     Stopped {
@@ -70,7 +82,7 @@ impl TrainError {
     /// A stable, machine-readable code for API error bodies and job records.
     pub fn code(&self) -> &'static str {
         match self {
-            TrainError::Diverged { .. } => "diverged",
+            TrainError::Diverged { .. } | TrainError::DivergedMetric { .. } => "diverged",
             TrainError::Stopped { .. } => "stopped",
             TrainError::InvalidConfig(_) => "invalid_config",
             TrainError::Schedule(_) => "invalid_schedule",

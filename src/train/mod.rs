@@ -17,7 +17,6 @@ pub mod kernels;
 pub mod model;
 pub mod ops;
 pub mod optim;
-pub mod pool;
 mod report;
 mod trainer;
 

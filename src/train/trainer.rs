@@ -23,9 +23,6 @@ use super::{
 pub const EVAL_BATCH: usize = 2048;
 /// Minimum time between two progress callbacks.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
-/// On GPUs, losses are read back every this many updates instead of after each one, so the
-/// host does not stall the device on every batch.
-const GPU_SYNC_EVERY: usize = 32;
 
 /// One training call's inputs.
 pub struct RunSpec<'a> {
@@ -188,15 +185,7 @@ impl TrainState {
     }
 }
 
-/// Losses and correct counts of updates whose values have not been read back yet.
-struct Pending {
-    losses: Vec<Tensor>,
-    correct: Vec<Tensor>,
-    batch_sizes: Vec<usize>,
-    steps: Vec<(u64, f64)>,
-}
-
-/// Running sums of an epoch.
+/// Running sums of an epoch, in f64 on the host, fed one update at a time in update order.
 #[derive(Default)]
 struct EpochSums {
     loss: f64,
@@ -205,40 +194,175 @@ struct EpochSums {
     records: Vec<StepRecord>,
 }
 
-impl Pending {
-    fn new() -> Pending {
-        Pending {
-            losses: Vec::new(),
-            correct: Vec::new(),
-            batch_sizes: Vec::new(),
-            steps: Vec::new(),
+impl EpochSums {
+    /// Adds one update's read-back loss and correct count; a loss that is not finite ends
+    /// the run as [`TrainError::Diverged`].
+    fn add(
+        &mut self,
+        epoch: u32,
+        update: Update,
+        loss: f32,
+        correct: f32,
+    ) -> Result<(), TrainError> {
+        let Update { step, lr, batch } = update;
+        let loss = f64::from(loss);
+        if !loss.is_finite() {
+            return Err(TrainError::Diverged { epoch, step, loss });
+        }
+        self.loss += loss * batch as f64;
+        self.correct += f64::from(correct);
+        self.last_loss = loss;
+        self.records.push(StepRecord { step, lr, loss });
+        Ok(())
+    }
+}
+
+/// What the host knows about an update before its loss is read back.
+#[derive(Clone, Copy)]
+struct Update {
+    /// Global 0-based index.
+    step: u64,
+    lr: f64,
+    /// Examples in the batch.
+    batch: usize,
+}
+
+/// Collects an epoch's per-update losses and correct counts, and decides when the host reads
+/// them.
+///
+/// A read makes the host wait until the device has finished all queued work. On the CPU that
+/// is free (the work is done when the op returns), so each update's values are read at once,
+/// exactly as they always were, and a diverging run stops at its first non-finite loss. On any
+/// other device each update's loss and correct count are copied, on the device, into two
+/// buffers with one slot per update, and the host reads them in one transfer after the epoch's
+/// last update: the device is never stalled inside an epoch (bar the progress peeks, below).
+/// That read feeds the same f64 sums and per-update records as on the CPU, in the same order,
+/// and finds a divergence there, reported with the first non-finite update's step and loss,
+/// exactly as on the CPU; the updates after it ran on broken weights, which costs at most one
+/// epoch of device time.
+///
+/// Progress callbacks show the latest loss read back. On a device that is a peek at the
+/// current update's loss when a callback is due (at most [`PROGRESS_INTERVAL`] apart, so at
+/// most four short stalls a second); a peek that finds a non-finite loss reads the buffers at
+/// once, so a diverged run stops within a progress interval instead of at the epoch's end.
+struct EpochTally {
+    epoch: u32,
+    sums: EpochSums,
+    /// `None` on the CPU.
+    device: Option<DeviceBuffers>,
+}
+
+/// Device-side slots of an epoch's updates, and the host-side facts of those not read yet.
+struct DeviceBuffers {
+    /// (updates in the epoch,) f32 batch losses.
+    losses: Tensor,
+    /// (updates in the epoch,) f32 correct counts.
+    correct: Tensor,
+    /// Slot of the first update not read back yet.
+    first_unread: usize,
+    /// The updates from `first_unread` on, in order.
+    unread: Vec<Update>,
+}
+
+impl EpochTally {
+    fn new(epoch: u32, device: &Device, updates: usize) -> Result<EpochTally, TrainError> {
+        let device = if defer_reads(device) {
+            Some(DeviceBuffers {
+                losses: Tensor::zeros(updates, DType::F32, device)?,
+                correct: Tensor::zeros(updates, DType::F32, device)?,
+                first_unread: 0,
+                unread: Vec::new(),
+            })
+        } else {
+            None
+        };
+        Ok(EpochTally {
+            epoch,
+            sums: EpochSums {
+                records: Vec::with_capacity(updates),
+                last_loss: f64::NAN,
+                ..EpochSums::default()
+            },
+            device,
+        })
+    }
+
+    /// Records an update's batch loss and correct count (scalar f32 tensors).
+    fn record(
+        &mut self,
+        update: Update,
+        loss: &Tensor,
+        correct: &Tensor,
+    ) -> Result<(), TrainError> {
+        match &mut self.device {
+            None => self.sums.add(
+                self.epoch,
+                update,
+                loss.to_scalar::<f32>()?,
+                correct.to_scalar::<f32>()?,
+            ),
+            Some(buf) => {
+                let slot = buf.first_unread + buf.unread.len();
+                buf.losses.slice_set(&loss.reshape(1)?, 0, slot)?;
+                buf.correct.slice_set(&correct.reshape(1)?, 0, slot)?;
+                buf.unread.push(update);
+                Ok(())
+            }
         }
     }
 
-    /// Reads the pending values back (one transfer each) and checks every loss is finite.
-    fn flush(&mut self, epoch: u32, sums: &mut EpochSums) -> Result<(), TrainError> {
-        if self.losses.is_empty() {
+    /// Reads back every update recorded on the device and not read yet, in one transfer.
+    fn read_back(&mut self) -> Result<(), TrainError> {
+        let Some(buf) = &mut self.device else {
+            return Ok(());
+        };
+        let (from, len) = (buf.first_unread, buf.unread.len());
+        if len == 0 {
             return Ok(());
         }
-        let losses: Vec<f32> = Tensor::stack(&self.losses, 0)?.to_vec1()?;
-        let correct: Vec<f32> = Tensor::stack(&self.correct, 0)?.to_vec1()?;
-        for i in 0..losses.len() {
-            let (step, lr) = self.steps[i];
-            let loss = f64::from(losses[i]);
-            if !loss.is_finite() {
-                return Err(TrainError::Diverged { epoch, step, loss });
-            }
-            sums.loss += loss * self.batch_sizes[i] as f64;
-            sums.correct += f64::from(correct[i]);
-            sums.last_loss = loss;
-            sums.records.push(StepRecord { step, lr, loss });
+        let both = Tensor::stack(
+            &[
+                buf.losses.narrow(0, from, len)?,
+                buf.correct.narrow(0, from, len)?,
+            ],
+            0,
+        )?;
+        // (2, len): losses, then correct counts.
+        let values: Vec<f32> = both.flatten_all()?.to_vec1()?;
+        let (losses, correct) = values.split_at(len);
+        buf.first_unread += len;
+        let unread = std::mem::take(&mut buf.unread);
+        for ((update, &loss), &correct) in unread.into_iter().zip(losses).zip(correct) {
+            self.sums.add(self.epoch, update, loss, correct)?;
         }
-        self.losses.clear();
-        self.correct.clear();
-        self.batch_sizes.clear();
-        self.steps.clear();
         Ok(())
     }
+
+    /// The loss a progress callback shows now; `loss` is the latest update's.
+    fn progress_loss(&mut self, loss: &Tensor) -> Result<f64, TrainError> {
+        if self
+            .device
+            .as_ref()
+            .is_some_and(|buf| !buf.unread.is_empty())
+        {
+            let peek = f64::from(loss.to_scalar::<f32>()?);
+            if !peek.is_finite() {
+                // Reports the first non-finite update, which may come before this one.
+                self.read_back()?;
+            }
+            return Ok(peek);
+        }
+        Ok(self.sums.last_loss)
+    }
+}
+
+/// Whether per-update values wait on the device until the epoch's end (see [`EpochTally`]).
+fn defer_reads(device: &Device) -> bool {
+    #[cfg(test)]
+    if tests::deferring_reads_on_the_cpu() {
+        return true;
+    }
+    !device.is_cpu()
 }
 
 /// Trains epoch `state.epochs_done + 1` and evaluates it.
@@ -255,22 +379,13 @@ fn run_epoch(
     let batch = run.plan.batch_size();
     let steps_per_epoch = n.div_ceil(batch) as u64;
     let total_steps = steps_per_epoch * u64::from(config.epochs);
-    let sync_every = if run.device.is_cpu() {
-        1
-    } else {
-        GPU_SYNC_EVERY
-    };
 
     let order = Tensor::from_vec(
         epoch_permutation(n, config.seed, u64::from(epoch_index)),
         n,
         run.device,
     )?;
-    let mut sums = EpochSums {
-        records: Vec::with_capacity(steps_per_epoch as usize),
-        ..EpochSums::default()
-    };
-    let mut pending = Pending::new();
+    let mut tally = EpochTally::new(epoch, run.device, steps_per_epoch as usize)?;
     let (mut lr_first, mut lr_min, mut lr_max) = (f64::NAN, f64::INFINITY, f64::NEG_INFINITY);
     let started = Instant::now();
     let mut last_progress = started;
@@ -295,6 +410,7 @@ fn run_epoch(
         lr_min = lr_min.min(lr);
         lr_max = lr_max.max(lr);
 
+        // The batch is gathered where the data lives: no per-batch copy of images to a device.
         let len = batch.min(n - start);
         let idx = order.narrow(0, start, len)?;
         let x = data.train_images.index_select(&idx, 0)?;
@@ -305,21 +421,23 @@ fn run_epoch(
         state.sgd.step(state.model.vars(), &grads, lr)?;
         drop(grads);
 
-        pending.losses.push(loss.detach());
-        pending
-            .correct
-            .push(ops::correct_count(&logits.detach(), &y)?);
-        pending.batch_sizes.push(len);
-        pending.steps.push((state.global_step, lr));
+        let correct = ops::correct_count(&logits.detach(), &y)?;
+        let update = Update {
+            step: state.global_step,
+            lr,
+            batch: len,
+        };
+        tally.record(update, &loss, &correct)?;
         state.global_step += 1;
         let last = start + len >= n;
-        if pending.losses.len() >= sync_every || last {
-            pending.flush(epoch, &mut sums)?;
+        if last {
+            tally.read_back()?;
         }
 
         let now = Instant::now();
         if last || now.duration_since(last_progress) >= PROGRESS_INTERVAL {
             last_progress = now;
+            let batch_loss = tally.progress_loss(&loss)?;
             let elapsed = now.duration_since(started).as_secs_f64();
             observer.on_progress(&Progress {
                 epoch,
@@ -328,7 +446,7 @@ fn run_epoch(
                 steps_per_epoch,
                 global_step: state.global_step,
                 total_steps,
-                batch_loss: sums.last_loss,
+                batch_loss,
                 examples_per_sec: (start + len) as f64 / elapsed.max(1e-9),
             });
         }
@@ -344,27 +462,61 @@ fn run_epoch(
     )?;
     let eval_seconds = eval_started.elapsed().as_secs_f64();
 
+    let sums = tally.sums;
+    let metrics = EpochMetrics {
+        epoch,
+        train_loss: sums.loss / n as f64,
+        train_acc: sums.correct / n as f64,
+        test_loss,
+        test_acc,
+        lr: lr_first,
+        lr_min,
+        lr_max,
+        seconds,
+        eval_seconds,
+        examples_per_sec: n as f64 / seconds.max(1e-9),
+    };
+    check_finite(&metrics)?;
     Ok(EpochReport {
-        metrics: EpochMetrics {
-            epoch,
-            train_loss: sums.loss / n as f64,
-            train_acc: sums.correct / n as f64,
-            test_loss,
-            test_acc,
-            lr: lr_first,
-            lr_min,
-            lr_max,
-            seconds,
-            eval_seconds,
-            examples_per_sec: n as f64 / seconds.max(1e-9),
-        },
+        metrics,
         steps: sums.records,
     })
 }
 
+/// A NaN or infinite value anywhere in an epoch's metrics is a divergence, reported before any
+/// observer sees the row (a store cannot keep it: SQLite turns NaN into NULL). Every batch loss
+/// was finite by now, so this is what catches the epoch's last update breaking the weights: the
+/// test loss is then NaN although training looked fine, as with one update per epoch.
+fn check_finite(m: &EpochMetrics) -> Result<(), TrainError> {
+    let values = [
+        ("train loss", m.train_loss),
+        ("train accuracy", m.train_acc),
+        ("test loss", m.test_loss),
+        ("test accuracy", m.test_acc),
+        ("learning rate", m.lr),
+        ("lowest learning rate", m.lr_min),
+        ("highest learning rate", m.lr_max),
+        ("training time", m.seconds),
+        ("evaluation time", m.eval_seconds),
+        ("training throughput", m.examples_per_sec),
+    ];
+    match values.into_iter().find(|(_, v)| !v.is_finite()) {
+        Some((metric, value)) => Err(TrainError::DivergedMetric {
+            epoch: m.epoch,
+            metric,
+            value,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Mean loss and accuracy of `model` on (images, labels), in batches of `batch`, without
-/// building a graph. One read-back per batch (a handful per evaluation), summed in f64 on the
-/// host, which also works on devices without f64 support.
+/// building a graph.
+///
+/// Each batch's mean loss and correct count stay on the device until the last batch, then come
+/// back in one transfer and are summed on the host in f64 (the loss weighted by batch size):
+/// one wait for the device per evaluation, no f32 accumulation over thousands of examples,
+/// and no need for f64 support on the device.
 pub fn evaluate(
     model: &LeNet,
     images: &Tensor,
@@ -377,16 +529,205 @@ pub fn evaluate(
             "evaluation needs examples and a batch size".to_string(),
         ));
     }
-    let (mut loss_sum, mut correct_sum) = (0.0f64, 0.0f64);
+    let mut per_batch = Vec::with_capacity(2 * n.div_ceil(batch));
     for start in (0..n).step_by(batch) {
         let len = batch.min(n - start);
         let x = images.narrow(0, start, len)?;
         let y = labels.narrow(0, start, len)?;
         let logits = model.forward_inference(&x)?;
-        let loss = ops::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
-        let correct = ops::correct_count(&logits, &y)?.to_scalar::<f32>()?;
-        loss_sum += f64::from(loss) * len as f64;
-        correct_sum += f64::from(correct);
+        per_batch.push(ops::cross_entropy(&logits, &y)?);
+        per_batch.push(ops::correct_count(&logits, &y)?);
+    }
+    let values: Vec<f32> = Tensor::stack(&per_batch, 0)?.to_vec1()?;
+    let (mut loss_sum, mut correct_sum) = (0.0f64, 0.0f64);
+    for (pair, start) in values.chunks_exact(2).zip((0..n).step_by(batch)) {
+        let len = batch.min(n - start);
+        loss_sum += f64::from(pair[0]) * len as f64;
+        correct_sum += f64::from(pair[1]);
     }
     Ok((loss_sum / n as f64, correct_sum / n as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicBool;
+
+    use candle_core::{Device, Tensor};
+
+    use super::{EpochTally, Update};
+    use crate::data::{synthetic, Dataset, Limits};
+    use crate::schedule::ScheduleSpec;
+    use crate::train::{
+        train, EpochMetrics, EpochReport, OptimizerSpec, Progress, RunSpec, RunSummary,
+        ScheduleUnit, TrainConfig, TrainError, TrainObserver, TrainPlan,
+    };
+
+    thread_local! {
+        /// Makes this thread's CPU runs keep their per-update values in device buffers, as
+        /// GPUs do, so that path is tested without a GPU (see [`defer_reads_on_the_cpu`]).
+        static DEFER_READS: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Whether this test thread asked for GPU-style read-backs on the CPU.
+    pub(super) fn deferring_reads_on_the_cpu() -> bool {
+        DEFER_READS.with(Cell::get)
+    }
+
+    /// Runs `f` with this thread's training runs reading back once per epoch, as on a GPU.
+    fn defer_reads_on_the_cpu<R>(f: impl FnOnce() -> R) -> R {
+        let previous = DEFER_READS.with(|d| d.replace(true));
+        let out = f();
+        DEFER_READS.with(|d| d.set(previous));
+        out
+    }
+
+    #[derive(Default)]
+    struct Recorder {
+        reports: Vec<EpochReport>,
+        progress: Vec<Progress>,
+    }
+
+    impl TrainObserver for Recorder {
+        fn on_progress(&mut self, p: &Progress) {
+            self.progress.push(p.clone());
+        }
+
+        fn on_epoch(
+            &mut self,
+            report: &EpochReport,
+        ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            self.reports.push(report.clone());
+            Ok(())
+        }
+    }
+
+    /// 100 training examples in batches of 16 (the last one partial), with momentum so the
+    /// optimizer state matters too.
+    fn run(lr: f64) -> (Result<RunSummary, TrainError>, Recorder) {
+        let dir = tempfile::tempdir().unwrap();
+        synthetic::write_dataset(dir.path(), 100, 40, 7, false).unwrap();
+        let data = Dataset::load(dir.path(), Limits::default(), &Device::Cpu).unwrap();
+        let plan = TrainPlan::new(TrainConfig {
+            epochs: 2,
+            batch_size: 16,
+            schedule: ScheduleSpec::from_json(&serde_json::json!({"kind": "constant", "lr": lr}))
+                .unwrap(),
+            unit: ScheduleUnit::Epoch,
+            optimizer: OptimizerSpec {
+                momentum: 0.9,
+                ..OptimizerSpec::default()
+            },
+            seed: 5,
+        })
+        .unwrap();
+        let stop = AtomicBool::new(false);
+        let mut recorder = Recorder::default();
+        let spec = RunSpec {
+            plan: &plan,
+            data: &data,
+            device: &Device::Cpu,
+            checkpoint_dir: None,
+            stop: &stop,
+        };
+        (train(spec, &mut recorder), recorder)
+    }
+
+    fn timeless(m: &EpochMetrics) -> EpochMetrics {
+        EpochMetrics {
+            seconds: 0.0,
+            eval_seconds: 0.0,
+            examples_per_sec: 0.0,
+            ..m.clone()
+        }
+    }
+
+    #[test]
+    fn reading_back_once_per_epoch_gives_the_same_metrics_and_records_bit_for_bit() {
+        let (now, now_obs) = run(0.05);
+        let (deferred, deferred_obs) = defer_reads_on_the_cpu(|| run(0.05));
+        let (now, deferred) = (now.unwrap(), deferred.unwrap());
+        assert_eq!(now.epochs.len(), 2);
+        for (a, b) in now.epochs.iter().zip(&deferred.epochs) {
+            assert_eq!(timeless(a), timeless(b));
+        }
+        for (a, b) in now_obs.reports.iter().zip(&deferred_obs.reports) {
+            assert_eq!(a.steps.len(), 7);
+            assert_eq!(a.steps, b.steps);
+        }
+        // Each epoch's last progress shows its last update's loss on both paths.
+        for obs in [&now_obs, &deferred_obs] {
+            let ends: Vec<f64> = obs
+                .progress
+                .iter()
+                .filter(|p| p.step_in_epoch == p.steps_per_epoch)
+                .map(|p| p.batch_loss)
+                .collect();
+            let last: Vec<f64> = obs
+                .reports
+                .iter()
+                .map(|r| r.steps.last().unwrap().loss)
+                .collect();
+            assert_eq!(ends, last);
+        }
+    }
+
+    #[test]
+    fn reading_back_once_per_epoch_reports_the_same_first_diverged_step() {
+        let (now, now_obs) = run(1e6);
+        let (deferred, deferred_obs) = defer_reads_on_the_cpu(|| run(1e6));
+        let (
+            Err(TrainError::Diverged { epoch, step, loss }),
+            Err(TrainError::Diverged {
+                epoch: d_epoch,
+                step: d_step,
+                loss: d_loss,
+            }),
+        ) = (now, deferred)
+        else {
+            panic!("both runs must diverge on a batch loss");
+        };
+        assert_eq!((epoch, step), (d_epoch, d_step));
+        assert_eq!(loss.to_bits(), d_loss.to_bits());
+        assert!(step >= 1 && !loss.is_finite());
+        assert_eq!(now_obs.reports.len(), deferred_obs.reports.len());
+    }
+
+    #[test]
+    fn device_buffers_are_read_once_and_a_non_finite_peek_reports_the_first_bad_update() {
+        defer_reads_on_the_cpu(|| {
+            let scalar = |v: f32| Tensor::new(v, &Device::Cpu).unwrap();
+            let update = |i: u64| Update {
+                step: 10 + i,
+                lr: 0.1,
+                batch: 16,
+            };
+            let mut tally = EpochTally::new(3, &Device::Cpu, 6).unwrap();
+            for (i, loss) in [2.0, 1.5].into_iter().enumerate() {
+                tally
+                    .record(update(i as u64), &scalar(loss), &scalar(4.0))
+                    .unwrap();
+            }
+            // A finite peek shows the latest loss and reads nothing else.
+            assert_eq!(tally.progress_loss(&scalar(1.5)).unwrap(), 1.5);
+            assert!(tally.sums.records.is_empty());
+            tally.read_back().unwrap();
+            assert_eq!(tally.sums.records.len(), 2);
+            assert_eq!(tally.sums.loss, 16.0 * 2.0 + 16.0 * 1.5);
+            assert_eq!(tally.sums.correct, 8.0);
+            // Later updates go into the next slots; the first non-finite one is reported,
+            // even when the peek sees a later one.
+            for (i, loss) in [1.0, f32::INFINITY, f32::NAN].into_iter().enumerate() {
+                tally
+                    .record(update(2 + i as u64), &scalar(loss), &scalar(4.0))
+                    .unwrap();
+            }
+            let err = tally.progress_loss(&scalar(f32::NAN)).unwrap_err();
+            let TrainError::Diverged { epoch, step, loss } = err else {
+                panic!("expected a divergence, got {err:?}");
+            };
+            assert_eq!((epoch, step, loss), (3, 13, f64::INFINITY));
+            assert_eq!(tally.sums.records.len(), 3);
+        });
+    }
 }

@@ -1,9 +1,10 @@
 //! Gradients of every layer and of the whole LeNet against central finite differences (f64),
-//! and the max-pooling against a brute-force reference.
+//! and the max-pooling, on both of its paths, against a brute-force oracle.
 
 use candle_core::{DType, Device, Tensor, Var};
+use lrlab::train::kernels;
 use lrlab::train::model::{forward_with, LeNet, PARAM_NAMES};
-use lrlab::train::{ops, pool};
+use lrlab::train::ops::{self, reference};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -154,20 +155,39 @@ fn pool_reference(x: &[f64], planes: usize, h: usize, w: usize) -> (Vec<f64>, Ve
     (out, arg)
 }
 
-fn pool_matches_reference(pool_fn: fn(&Tensor) -> candle_core::Result<Tensor>, x: &Tensor) {
+/// Checks a max-pool against the oracle: its values, and a gradient that reaches exactly each
+/// window's first maximum with weight one. `x` is f64; `dtype` is what the pool runs in.
+fn pool_matches_oracle(
+    pool_fn: fn(&Tensor) -> candle_core::Result<Tensor>,
+    x: &Tensor,
+    dtype: DType,
+) {
     let (n, c, h, w) = x.dims4().unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let r = rand_tensor(&mut rng, &[n, c, h / 2, w / 2], 1.0);
-    let xv = Var::from_tensor(x).unwrap();
+    let r = rand_tensor(&mut rng, &[n, c, h / 2, w / 2], 1.0)
+        .to_dtype(dtype)
+        .unwrap();
+    let xv = Var::from_tensor(&x.to_dtype(dtype).unwrap()).unwrap();
     let out = pool_fn(xv.as_tensor()).unwrap();
     let grads = project(&out, &r).unwrap().backward().unwrap();
-    let (want, arg) = pool_reference(&flat(x), n * c, h, w);
-    assert_eq!(flat(&out), want);
+    let as_f64 = |t: &Tensor| flat(&t.to_dtype(DType::F64).unwrap());
+    // The oracle sees the values the pool saw (f32-rounded when it runs in f32).
+    let (want, arg) = pool_reference(&as_f64(xv.as_tensor()), n * c, h, w);
+    assert_eq!(as_f64(&out), want);
     let mut want_grad = vec![0.0; n * c * h * w];
-    for (g, k) in flat(&r).into_iter().zip(arg) {
+    for (g, k) in as_f64(&r).into_iter().zip(arg) {
         want_grad[k] = g;
     }
-    assert_eq!(flat(grads.get(xv.as_tensor()).unwrap()), want_grad);
+    assert_eq!(as_f64(grads.get(xv.as_tensor()).unwrap()), want_grad);
+}
+
+/// Both paths: the fast kernel (f32 on the CPU) and the reference, in f64 and in f32.
+fn pool_paths_match_oracle(x: &Tensor) {
+    pool_matches_oracle(kernels::max_pool2x2, x, DType::F32);
+    pool_matches_oracle(ops::max_pool2x2, x, DType::F32);
+    pool_matches_oracle(reference::max_pool2x2, x, DType::F32);
+    pool_matches_oracle(reference::max_pool2x2, x, DType::F64);
+    ops::with_reference_ops(|| pool_matches_oracle(ops::max_pool2x2, x, DType::F32));
 }
 
 #[test]
@@ -175,8 +195,7 @@ fn max_pool_gradient_goes_to_each_windows_maximum_with_weight_one() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for shape in [[2, 3, 6, 6], [1, 2, 5, 7], [3, 1, 28, 28]] {
         let x = rand_tensor(&mut rng, &shape, 1.0);
-        pool_matches_reference(pool::max_pool2x2, &x);
-        pool_matches_reference(pool::max_pool2x2_generic, &x);
+        pool_paths_match_oracle(&x);
     }
     // Ties (as after a ReLU, where whole windows are 0): only the first element gets it.
     let ties = Tensor::from_vec(
@@ -187,20 +206,19 @@ fn max_pool_gradient_goes_to_each_windows_maximum_with_weight_one() {
         &Device::Cpu,
     )
     .unwrap();
-    pool_matches_reference(pool::max_pool2x2, &ties);
-    pool_matches_reference(pool::max_pool2x2_generic, &ties);
+    pool_paths_match_oracle(&ties);
 }
 
 #[test]
-fn max_pool_in_f32_and_on_strided_input_matches_the_generic_version() {
+fn max_pool_in_f32_and_on_strided_input_matches_the_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let x = rand_tensor(&mut rng, &[2, 4, 8, 6], 1.0)
         .to_dtype(DType::F32)
         .unwrap()
         .transpose(2, 3)
         .unwrap();
-    let a = pool::max_pool2x2(&x).unwrap();
-    let b = pool::max_pool2x2_generic(&x).unwrap();
+    let a = kernels::max_pool2x2(&x).unwrap();
+    let b = reference::max_pool2x2(&x).unwrap();
     assert_eq!(a.dims(), &[2, 4, 3, 4]);
     let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
     let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
@@ -212,7 +230,7 @@ fn max_pool_gradient_matches_finite_differences() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let x = rand_tensor(&mut rng, &[2, 3, 6, 6], 1.0);
     let r = rand_tensor(&mut rng, &[2, 3, 3, 3], 1.0);
-    let big = check_grads(&[x], |p| project(&pool::max_pool2x2(&p[0])?, &r), 216);
+    let big = check_grads(&[x], |p| project(&ops::max_pool2x2(&p[0])?, &r), 216);
     assert!(big > 0.1);
 }
 

@@ -263,6 +263,44 @@ fn a_huge_rate_diverges_with_the_epoch_and_step_named() {
 }
 
 #[test]
+fn a_nan_test_loss_after_the_only_update_of_an_epoch_is_a_divergence() {
+    // One update per epoch: its batch loss is computed before the update and is finite, but
+    // the update breaks the weights, so the test loss is not. Such a row must never reach an
+    // observer (a store cannot keep NaN); the run ends `diverged`, naming the metric.
+    let data = dataset(256, 100);
+    let cfg = config(2, 256, json!({"kind": "constant", "lr": 1e16}));
+    let stop = AtomicBool::new(false);
+    let mut obs = Recorder::new();
+    let dir = tempfile::tempdir().unwrap();
+    let err = run(&cfg, &data, Some(dir.path()), &stop, &mut obs).unwrap_err();
+    let TrainError::DivergedMetric {
+        epoch,
+        metric,
+        value,
+    } = err
+    else {
+        panic!("expected a diverged metric, got {err:?}");
+    };
+    assert_eq!((epoch, metric), (1, "test loss"));
+    assert!(!value.is_finite());
+    let err = TrainError::DivergedMetric {
+        epoch,
+        metric,
+        value,
+    };
+    assert_eq!(err.code(), "diverged");
+    assert_eq!(
+        err.to_string(),
+        format!("training diverged: the test loss of epoch 1 is {value}")
+    );
+    assert!(obs.reports.is_empty(), "{:?}", obs.reports);
+    assert_eq!(
+        checkpoint::read_meta(dir.path()).unwrap().map(|m| m.epoch),
+        None
+    );
+}
+
+#[test]
 fn two_runs_with_the_same_seed_are_identical() {
     let data = dataset(128, 64);
     let mut cfg = config(2, 32, json!({"kind": "constant", "lr": 0.1}));

@@ -164,7 +164,8 @@ pub(crate) fn forward_relu_pool(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom) -
                             // The bias goes in before the comparison: adding it can round
                             // two different values to the same one, and the window's
                             // maximum must then be the first of them, as when pooling the
-                            // stored activations.
+                            // stored activations. Strict `>` in row-major order: the rule of
+                            // `kernels::max_pool2x2` and `ops::reference::max_pool2x2`.
                             let (mut best, mut at) = (top[0] + bias, 0u8);
                             for (i, v) in [(1u8, top[1]), (2, bottom[0]), (3, bottom[1])] {
                                 if v + bias > best {

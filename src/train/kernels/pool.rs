@@ -1,5 +1,6 @@
 //! 2x2, stride-2 max-pooling with a correct gradient (the whole gradient of a window goes to
-//! its maximum; candle 0.11's CPU `max_pool2d` backward gives it only a quarter).
+//! its maximum; candle 0.11's CPU `max_pool2d` backward gives it only a quarter), by the rule
+//! stated on [`super::max_pool2x2`].
 
 use candle_core::{bail, CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -11,8 +12,9 @@ use super::storage::{cpu_f32, storage_f32};
 const MIN_PLANES_PER_TASK: usize = 16;
 
 /// Position (0..4, row-major in the window) and value of the first maximum of the 2x2 window
-/// whose rows are `top` and `bottom`. Comparisons are strict, so ties go to the first element
-/// and a NaN never wins over a number it follows.
+/// whose rows are `top` and `bottom`. Comparisons are strict (IEEE `>`), so ties go to the
+/// first element and a NaN wins only as the first element; the reference
+/// [`crate::train::ops::reference::max_pool2x2`] scans the same way, so both agree exactly.
 #[inline(always)]
 fn first_max(top: &[f32], bottom: &[f32]) -> (usize, f32) {
     let (mut at, mut best) = (0, top[0]);

@@ -8,6 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
+use crate::train::ops::{self, reference};
 
 fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
@@ -179,7 +180,7 @@ fn conv2d_matches_candle_forward_and_gradients() {
             100 + case as u64,
         );
         let fast = |a: &[Tensor]| conv2d_relu(&a[0], &a[1], &a[2], pad);
-        let slow = |a: &[Tensor]| reference::conv2d(&a[0], &a[1], &a[2], pad)?.relu();
+        let slow = |a: &[Tensor]| reference::relu(&reference::conv2d(&a[0], &a[1], &a[2], pad)?);
         check_against_reference(
             &format!("conv2d_relu case {case}"),
             &fast,
@@ -190,7 +191,9 @@ fn conv2d_matches_candle_forward_and_gradients() {
         if poolable(hw, ks, pad) {
             let fast = |a: &[Tensor]| conv2d_relu_pool2x2(&a[0], &a[1], &a[2], pad);
             let slow = |a: &[Tensor]| {
-                reference::max_pool2x2(&reference::conv2d(&a[0], &a[1], &a[2], pad)?.relu()?)
+                reference::max_pool2x2(&reference::relu(&reference::conv2d(
+                    &a[0], &a[1], &a[2], pad,
+                )?)?)
             };
             check_against_reference(
                 &format!("conv2d_relu_pool2x2 case {case}"),
@@ -319,7 +322,7 @@ fn conv2d_on_images_computes_no_input_gradient_and_correct_weight_gradients() {
             conv2d(&args[0], &args[1], &args[2], pad).unwrap().dims(),
         );
         let fast = |a: &[Tensor]| conv2d_relu(&a[0], &a[1], &a[2], pad);
-        let slow = |a: &[Tensor]| reference::conv2d(&a[0], &a[1], &a[2], pad)?.relu();
+        let slow = |a: &[Tensor]| reference::relu(&reference::conv2d(&a[0], &a[1], &a[2], pad)?);
         let vars = [false, true, true];
         let g_fast = grads(&fast, &args, &vars, &weights);
         let g_slow = grads(&slow, &args, &vars, &weights);
@@ -331,7 +334,9 @@ fn conv2d_on_images_computes_no_input_gradient_and_correct_weight_gradients() {
         if poolable(hw, ks, pad) {
             let fast = |a: &[Tensor]| conv2d_relu_pool2x2(&a[0], &a[1], &a[2], pad);
             let slow = |a: &[Tensor]| {
-                reference::max_pool2x2(&reference::conv2d(&a[0], &a[1], &a[2], pad)?.relu()?)
+                reference::max_pool2x2(&reference::relu(&reference::conv2d(
+                    &a[0], &a[1], &a[2], pad,
+                )?)?)
             };
             let weights = randn(&mut rng(41), fast(&args).unwrap().dims());
             let g_fast = grads(&fast, &args, &vars, &weights);
@@ -469,7 +474,7 @@ fn linear_matches_reference_and_finite_differences() {
             case as u64,
         );
         let fast_relu = |a: &[Tensor]| linear_relu(&a[0], &a[1], &a[2]);
-        let slow_relu = |a: &[Tensor]| reference::linear(&a[0], &a[1], &a[2])?.relu();
+        let slow_relu = |a: &[Tensor]| reference::relu(&reference::linear(&a[0], &a[1], &a[2])?);
         check_against_reference(
             &format!("linear_relu case {case}"),
             &fast_relu,
@@ -527,24 +532,188 @@ fn results_are_identical_for_one_and_two_threads() {
 }
 
 #[test]
-fn other_dtypes_take_the_reference_path() {
+fn ops_send_other_dtypes_to_the_reference_and_the_kernels_refuse_them() {
     let mut r = rng(90);
     let args: Vec<Tensor> = conv_args(&mut r, 2, 2, (6, 6), 3, 3)
         .iter()
         .map(|t| t.to_dtype(DType::F64).unwrap())
         .collect();
-    let y = conv2d_relu(&args[0], &args[1], &args[2], 1).unwrap();
+    let y = ops::conv2d_relu(&args[0], &args[1], &args[2], 1).unwrap();
     assert_eq!(y.dtype(), DType::F64);
-    let want = reference::conv2d(&args[0], &args[1], &args[2], 1)
-        .unwrap()
-        .relu()
-        .unwrap();
+    let want =
+        reference::relu(&reference::conv2d(&args[0], &args[1], &args[2], 1).unwrap()).unwrap();
     assert_eq!(
         y.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
         want.flatten_all().unwrap().to_vec1::<f64>().unwrap()
     );
-    let p = max_pool2x2(&args[0]).unwrap();
-    assert_eq!(p.dims(), [2, 2, 3, 3]);
+    assert_eq!(ops::max_pool2x2(&args[0]).unwrap().dims(), [2, 2, 3, 3]);
+    // The kernels are the fast path only, and say so rather than fail inside candle.
+    for err in [
+        conv2d_relu(&args[0], &args[1], &args[2], 1).unwrap_err(),
+        max_pool2x2(&args[0]).unwrap_err(),
+    ] {
+        assert!(
+            err.to_string().contains("f32 tensors on the CPU only"),
+            "{err}"
+        );
+    }
+}
+
+/// Values of `t` as bit patterns, so NaNs compare equal to themselves.
+fn bits(t: &Tensor) -> Vec<u32> {
+    values(t).iter().map(|v| v.to_bits()).collect()
+}
+
+/// Forward values and input gradients of the fast max-pool and of the reference, which must
+/// agree bit for bit: both pick exactly one element per window by the same rule.
+fn pool_fast_and_reference(x: &Tensor, weights: &Tensor) -> [(Vec<u32>, Vec<f32>); 2] {
+    let fast = |a: &[Tensor]| max_pool2x2(&a[0]);
+    let slow = |a: &[Tensor]| reference::max_pool2x2(&a[0]);
+    [&fast as Layer, &slow].map(|layer| {
+        let out = layer(std::slice::from_ref(x)).unwrap();
+        let g = grads(layer, std::slice::from_ref(x), &[true], weights);
+        (bits(&out), values(g[0].as_ref().unwrap()))
+    })
+}
+
+#[test]
+fn max_pool_ties_go_to_the_first_maximum_on_both_paths() {
+    let x = Tensor::new(
+        &[[[
+            // all equal | ReLU zeros | tie in the bottom row | tie of the first and last
+            [0f32, 0., 0., 0., 0., 1., 2., 5.],
+            [0., 0., 0., 0., 3., 3., 5., 1.],
+        ]]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let weights = Tensor::new(&[[[[1f32, 2., 3., 4.]]]], &Device::Cpu).unwrap();
+    let [fast, slow] = pool_fast_and_reference(&x, &weights);
+    assert_eq!(fast, slow);
+    let (out, grad) = fast;
+    assert_eq!(
+        out,
+        bits(&Tensor::new(&[0f32, 0., 3., 5.], &Device::Cpu).unwrap())
+    );
+    #[rustfmt::skip]
+    assert_eq!(grad, [
+        1., 0., 2., 0., 0., 0., 0., 4.,
+        0., 0., 0., 0., 3., 0., 0., 0.,
+    ]);
+
+    // Many ties, as after a ReLU: whole windows of zeros and repeated small integers.
+    let mut r = rng(92);
+    let shape = [3, 4, 10, 12];
+    let len: usize = shape.iter().product();
+    let v: Vec<f32> = (0..len)
+        .map(|_| (r.random_range(-3i32..3).max(0)) as f32)
+        .collect();
+    let x = Tensor::from_vec(v, &shape, &Device::Cpu).unwrap();
+    let weights = randn(&mut r, &[3, 4, 5, 6]);
+    let [fast, slow] = pool_fast_and_reference(&x, &weights);
+    assert_eq!(fast, slow);
+}
+
+#[test]
+fn max_pool_nans_follow_the_same_rule_on_both_paths() {
+    let nan = f32::NAN;
+    let x = Tensor::new(
+        &[[[
+            // NaN first: it wins | NaN later: passed over | all NaN | NaN and infinity
+            [nan, 1., 0., 1., nan, nan, 2., nan],
+            [2., 3., nan, -1., nan, nan, f32::INFINITY, nan],
+        ]]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let weights = Tensor::new(&[[[[1f32, 2., 3., 4.]]]], &Device::Cpu).unwrap();
+    let [fast, slow] = pool_fast_and_reference(&x, &weights);
+    assert_eq!(fast, slow);
+    let (out, grad) = fast;
+    assert_eq!(
+        out,
+        bits(&Tensor::new(&[nan, 1., nan, f32::INFINITY], &Device::Cpu).unwrap())
+    );
+    #[rustfmt::skip]
+    assert_eq!(grad, [
+        1., 0., 0., 2., 3., 0., 0., 0.,
+        0., 0., 0., 0., 0., 0., 4., 0.,
+    ]);
+}
+
+#[test]
+fn fused_conv_relu_pool_breaks_relu_ties_like_the_reference_chain() {
+    // A 1x1 convolution with weight 1 and bias 0 passes the input through exactly on both
+    // paths, so the windows hold exact ties: zeros, negatives the ReLU turns into zeros, and
+    // equal positive values. Where a window's maximum is not positive no gradient may pass
+    // (the ReLU's gradient is 0 at 0), whichever of its zeros the pooling picks.
+    let hand = Tensor::new(
+        &[[[
+            // zero first, rest ≤ 0 | all zero | negative first | equal positives
+            [0f32, -1., 0., 0., -1., 0., 2., 2.],
+            [0., 0., 0., 0., 0., -2., 1., 2.],
+        ]]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let mut r = rng(93);
+    let shape = [4, 1, 8, 6];
+    let len: usize = shape.iter().product();
+    let v: Vec<f32> = (0..len).map(|_| r.random_range(-2i32..3) as f32).collect();
+    let random = Tensor::from_vec(v, &shape, &Device::Cpu).unwrap();
+    let w = Tensor::new(&[[[[1f32]]]], &Device::Cpu).unwrap();
+    let b = Tensor::new(&[0f32], &Device::Cpu).unwrap();
+    let fused = |a: &[Tensor]| conv2d_relu_pool2x2(&a[0], &a[1], &a[2], 0);
+    let chain = |a: &[Tensor]| {
+        reference::max_pool2x2(&reference::relu(&reference::conv2d(
+            &a[0], &a[1], &a[2], 0,
+        )?)?)
+    };
+    for (case, x) in [hand, random].into_iter().enumerate() {
+        let (n, _, h, wd) = x.dims4().unwrap();
+        let weights = randn(&mut r, &[n, 1, h / 2, wd / 2]);
+        let args = [x, w.clone(), b.clone()];
+        assert_eq!(
+            values(&fused(&args).unwrap()),
+            values(&chain(&args).unwrap()),
+            "case {case}"
+        );
+        let (gf, gc) = (
+            grads(&fused, &args, &[true, false, false], &weights),
+            grads(&chain, &args, &[true, false, false], &weights),
+        );
+        let (gf, gc) = (
+            values(gf[0].as_ref().unwrap()),
+            values(gc[0].as_ref().unwrap()),
+        );
+        assert_eq!(gf, gc, "case {case}");
+        assert!(gf.iter().any(|&g| g != 0.0), "case {case}: no gradient");
+        if case == 0 {
+            // Only the equal positives' window passes a gradient, to its first 2.
+            let nonzero: Vec<usize> = (0..gf.len()).filter(|&i| gf[i] != 0.0).collect();
+            assert_eq!(nonzero, [6]);
+        }
+    }
+}
+
+#[test]
+fn relu_has_gradient_zero_at_zero_on_both_paths() {
+    let x = Tensor::new(&[[-1f32, 0., 2.]], &Device::Cpu).unwrap();
+    let w = Tensor::new(&[[1f32]], &Device::Cpu).unwrap();
+    let b = Tensor::new(&[0f32], &Device::Cpu).unwrap();
+    let weights = Tensor::new(&[[1f32], [1.], [1.]], &Device::Cpu).unwrap();
+    let x = x.t().unwrap().contiguous().unwrap();
+    let fast = |a: &[Tensor]| linear_relu(&a[0], &a[1], &a[2]);
+    let slow = |a: &[Tensor]| reference::relu(&reference::linear(&a[0], &a[1], &a[2])?);
+    let args = [x, w, b];
+    for layer in [&fast as Layer, &slow] {
+        assert_eq!(values(&layer(&args).unwrap()), [0., 0., 2.]);
+        let g = grads(layer, &args, &[true, false, false], &weights);
+        assert_eq!(values(g[0].as_ref().unwrap()), [0., 0., 1.]);
+    }
+    // NaN passes through both, so a diverging run shows in its loss.
+    let nan = Tensor::new(&[f32::NAN, -1.], &Device::Cpu).unwrap();
+    assert!(values(&ops::relu(&nan).unwrap())[0].is_nan());
 }
 
 #[test]
@@ -592,33 +761,85 @@ fn lenet_params(seed: u64) -> Vec<Tensor> {
         .collect()
 }
 
+/// Images like Fashion-MNIST's: values in [0, 1), zero on a 6-pixel frame and wherever a
+/// random value falls below 0 (about half the rest). Over the zeros conv1's pre-activation is
+/// exactly its bias on both paths, so pooling windows there are exact ties.
+fn images_with_background(r: &mut ChaCha8Rng, n: usize) -> Tensor {
+    let v: Vec<f32> = (0..n * 28 * 28)
+        .map(|i| {
+            let (y, x) = ((i / 28) % 28, i % 28);
+            let v: f32 = r.random_range(-1.0f32..1.0);
+            if (6..22).contains(&y) && (6..22).contains(&x) {
+                v.max(0.0)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Tensor::from_vec(v, (n, 1, 28, 28), &Device::Cpu).unwrap()
+}
+
 #[test]
 fn whole_network_gradients_match_the_reference_path() {
-    use crate::train::{model::forward_with, ops};
+    use crate::train::model::forward_with;
     let mut r = rng(100);
-    let x = randn(&mut r, &[5, 1, 28, 28]);
     let labels = Tensor::new(&[3u32, 1, 4, 1, 5], &Device::Cpu).unwrap();
     let params = lenet_params(1);
-    let run = || {
-        let logits = forward_with(&params, &x).unwrap();
-        let loss = ops::cross_entropy(&logits, &labels).unwrap();
-        let grads = loss.backward().unwrap();
-        let g: Vec<Tensor> = params
-            .iter()
-            .map(|p| grads.get(p).unwrap().clone())
-            .collect();
-        (logits, g)
-    };
-    let (fast_logits, fast_grads) = run();
-    let (ref_logits, ref_grads) = ops::with_reference_ops(run);
-    assert_close("logits", &fast_logits, &ref_logits, 1e-5);
-    for (i, (f, s)) in fast_grads.iter().zip(&ref_grads).enumerate() {
-        assert!(
-            values(s).iter().any(|v| *v != 0.0),
-            "parameter {i} has no gradient"
-        );
-        assert_close(&format!("gradient of parameter {i}"), f, s, 1e-4);
+    for (what, x) in [
+        ("uniform images", randn(&mut r, &[5, 1, 28, 28])),
+        (
+            "images with a background",
+            images_with_background(&mut r, 5),
+        ),
+    ] {
+        let run = || {
+            let logits = forward_with(&params, &x).unwrap();
+            let loss = ops::cross_entropy(&logits, &labels).unwrap();
+            let grads = loss.backward().unwrap();
+            let g: Vec<Tensor> = params
+                .iter()
+                .map(|p| grads.get(p).unwrap().clone())
+                .collect();
+            (logits, g)
+        };
+        let (fast_logits, fast_grads) = run();
+        let (ref_logits, ref_grads) = ops::with_reference_ops(run);
+        assert_close(&format!("{what}: logits"), &fast_logits, &ref_logits, 1e-5);
+        for (i, (f, s)) in fast_grads.iter().zip(&ref_grads).enumerate() {
+            assert!(
+                values(s).iter().any(|v| *v != 0.0),
+                "{what}: parameter {i} has no gradient"
+            );
+            assert_close(&format!("{what}: gradient of parameter {i}"), f, s, 1e-4);
+        }
     }
+}
+
+#[test]
+fn evaluation_matches_the_reference_path() {
+    use crate::train::evaluate;
+    let mut r = rng(101);
+    let net = crate::train::LeNet::new(2, DType::F32, &Device::Cpu).unwrap();
+    let images = images_with_background(&mut r, 300);
+    let labels: Vec<u32> = (0..300).map(|i| (i * 7 % 10) as u32).collect();
+    let labels = Tensor::new(labels.as_slice(), &Device::Cpu).unwrap();
+    // Batches of 128: two full ones and a partial one, weighted by their sizes.
+    let fast = evaluate(&net, &images, &labels, 128).unwrap();
+    let reference = ops::with_reference_ops(|| evaluate(&net, &images, &labels, 128)).unwrap();
+    assert!(
+        (fast.0 - reference.0).abs() <= 1e-5 * reference.0,
+        "{fast:?} vs {reference:?}"
+    );
+    // An untrained network's argmax is far from its runner-up for almost every image.
+    assert!(
+        (fast.1 - reference.1).abs() <= 1.0 / 300.0,
+        "{fast:?} vs {reference:?}"
+    );
+    // The batch size changes only how the sums are grouped.
+    let whole = evaluate(&net, &images, &labels, 300).unwrap();
+    assert!((whole.0 - fast.0).abs() <= 1e-6 * fast.0);
+    assert_eq!(whole.1, fast.1);
+    assert!(fast.0.is_finite() && fast.0 > 1.0, "{fast:?}");
 }
 
 #[test]
@@ -628,7 +849,7 @@ fn training_with_fast_kernels_matches_the_reference_path() {
     use crate::data::{synthetic, Dataset, Limits};
     use crate::schedule::ScheduleSpec;
     use crate::train::{
-        ops, train, EpochReport, OptimizerSpec, RunSpec, ScheduleUnit, TrainConfig, TrainObserver,
+        train, EpochReport, OptimizerSpec, RunSpec, ScheduleUnit, TrainConfig, TrainObserver,
         TrainPlan,
     };
 
@@ -668,6 +889,15 @@ fn training_with_fast_kernels_matches_the_reference_path() {
     let fast = run();
     let reference = ops::with_reference_ops(run);
     assert_eq!(fast.len(), 2);
+    // The switch took effect: the two paths round differently, so the losses differ.
+    let losses = |m: &[crate::train::EpochMetrics]| -> Vec<(f64, f64)> {
+        m.iter().map(|e| (e.train_loss, e.test_loss)).collect()
+    };
+    assert_ne!(
+        losses(&fast),
+        losses(&reference),
+        "the reference path was not taken"
+    );
     // The two paths sum in different orders, so they differ by float rounding, which SGD
     // amplifies as it goes (a max-pool window whose two largest values are within rounding
     // of each other can route a gradient differently). Measured with two equally valid
