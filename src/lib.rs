@@ -19,4 +19,5 @@ pub mod schedule;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod sweep;
 pub mod train;

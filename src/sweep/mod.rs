@@ -1,0 +1,53 @@
+//! Sweeps: one job request varied over a grid and explicit variants, each
+//! config run on the same seeds, summarized with confidence intervals, with
+//! hopeless configs stopped early. Pure: no database, no HTTP, no training —
+//! the service stores and runs what this module plans and decides.
+//!
+//! Why it is built this way:
+//! - **Common seeds.** A seed fixes the initial weights and the batch order,
+//!   so configs run on the same seeds can be compared *pairwise*: the
+//!   seed's luck cancels in the difference, and three seeds separate
+//!   schedules whose unpaired intervals overlap ([`stats`]).
+//! - **Means over seeds decide early stopping**, so the noise of one seed
+//!   does not stop a config ([`Asha`], [`Median`]).
+//! - **Pause, not kill.** lrlab's checkpoints let ASHA pause a config at a
+//!   rung and resume it when later arrivals make it a top config — the
+//!   paper's promotion rule, which a kill-only implementation cannot follow.
+//! - **Pure state machines, stored observations.** The engines take
+//!   observations and give decisions; replaying the stored observations
+//!   rebuilds them after a restart without repeating a decision ([`Stopper::replay`]).
+//!
+//! Flow: [`SweepRequest`] (serde) → [`expand`] (validates every member job
+//! with the caller's validator) → [`SweepPlan`] (configs, seeds, members,
+//! resolved [`StoppingParams`]) → [`Stopper`] during the run →
+//! [`summarize`] and [`band_series`] over the stored metrics.
+
+mod canonical;
+mod error;
+mod expand;
+mod merge;
+mod metric;
+mod naming;
+mod ordered;
+mod path;
+mod plan;
+mod request;
+mod rules;
+mod stopping;
+
+#[cfg(test)]
+mod tests;
+
+pub use canonical::canonical_json;
+pub use error::FieldError;
+pub use expand::expand;
+pub use metric::{Metric, Mode, UnknownMetric};
+pub use naming::MAX_MEMBER_NAME_LEN;
+pub use ordered::Ordered;
+pub use plan::{ConfigOrigin, Member, SweepConfig, SweepPlan};
+pub use request::{
+    AshaSpec, EarlyStopping, MedianSpec, SweepRequest, Variant, DEFAULT_N_STARTUP,
+    DEFAULT_REDUCTION_FACTOR, DEFAULT_SEEDS, DEFAULT_WARMUP_EPOCHS, MAX_GRID_VALUES, MAX_MEMBERS,
+    MAX_SWEEP_NAME_LEN,
+};
+pub use stopping::{AshaParams, MedianParams, StoppingParams, MAX_REDUCTION_FACTOR};
