@@ -22,6 +22,7 @@
 //! resolved [`StoppingParams`]) → [`Stopper`] during the run →
 //! [`summarize`] and [`band_series`] over the stored metrics.
 
+mod band;
 mod canonical;
 mod error;
 mod expand;
@@ -33,11 +34,15 @@ mod path;
 mod plan;
 mod request;
 mod rules;
+pub mod stats;
 mod stopping;
+mod summary;
+mod tdist;
 
 #[cfg(test)]
 mod tests;
 
+pub use band::{band_series, BandPoint, ConfigBand};
 pub use canonical::canonical_json;
 pub use error::FieldError;
 pub use expand::expand;
@@ -50,4 +55,7 @@ pub use request::{
     DEFAULT_REDUCTION_FACTOR, DEFAULT_SEEDS, DEFAULT_WARMUP_EPOCHS, MAX_GRID_VALUES, MAX_MEMBERS,
     MAX_SWEEP_NAME_LEN,
 };
+pub use stats::{Difference, Estimate, Interval, Method};
 pub use stopping::{AshaParams, MedianParams, StoppingParams, MAX_REDUCTION_FACTOR};
+pub use summary::{summarize, ConfigSeries, ConfigSummary, MemberSeries, Summary};
+pub use tdist::{student_t_cdf, student_t_quantile};

@@ -4,6 +4,8 @@
 mod canonical;
 mod expand;
 mod request;
+mod stats;
+mod summary;
 
 use serde_json::Value;
 
