@@ -22,10 +22,13 @@
 //! resolved [`StoppingParams`]) → [`Stopper`] during the run →
 //! [`summarize`] and [`band_series`] over the stored metrics.
 
+mod asha;
 mod band;
 mod canonical;
+mod decision;
 mod error;
 mod expand;
+mod median;
 mod merge;
 mod metric;
 mod naming;
@@ -35,6 +38,7 @@ mod plan;
 mod request;
 mod rules;
 pub mod stats;
+mod stopper;
 mod stopping;
 mod summary;
 mod tdist;
@@ -42,10 +46,13 @@ mod tdist;
 #[cfg(test)]
 mod tests;
 
+pub use asha::Asha;
 pub use band::{band_series, BandPoint, ConfigBand};
 pub use canonical::canonical_json;
+pub use decision::{Action, ConfigState, Decision, Observation};
 pub use error::FieldError;
 pub use expand::expand;
+pub use median::Median;
 pub use metric::{Metric, Mode, UnknownMetric};
 pub use naming::MAX_MEMBER_NAME_LEN;
 pub use ordered::Ordered;
@@ -56,6 +63,7 @@ pub use request::{
     MAX_SWEEP_NAME_LEN,
 };
 pub use stats::{Difference, Estimate, Interval, Method};
+pub use stopper::{Stopper, StopperError};
 pub use stopping::{AshaParams, MedianParams, StoppingParams, MAX_REDUCTION_FACTOR};
 pub use summary::{summarize, ConfigSeries, ConfigSummary, MemberSeries, Summary};
 pub use tdist::{student_t_cdf, student_t_quantile};

@@ -1,8 +1,10 @@
 //! Tests of the sweep module. Member jobs are checked with the real job
 //! validator (`JobRequest` → `into_spec`), as the service will.
 
+mod asha;
 mod canonical;
 mod expand;
+mod median;
 mod request;
 mod stats;
 mod summary;
