@@ -35,6 +35,7 @@ mod naming;
 mod ordered;
 mod path;
 mod plan;
+mod presets;
 mod request;
 mod rules;
 pub mod stats;
@@ -42,6 +43,7 @@ mod stopper;
 mod stopping;
 mod summary;
 mod tdist;
+mod warnings;
 
 #[cfg(test)]
 mod tests;
@@ -57,6 +59,7 @@ pub use metric::{Metric, Mode, UnknownMetric};
 pub use naming::MAX_MEMBER_NAME_LEN;
 pub use ordered::Ordered;
 pub use plan::{ConfigOrigin, Member, SweepConfig, SweepPlan};
+pub use presets::{preset, presets, Preset};
 pub use request::{
     AshaSpec, EarlyStopping, MedianSpec, SweepRequest, Variant, DEFAULT_N_STARTUP,
     DEFAULT_REDUCTION_FACTOR, DEFAULT_SEEDS, DEFAULT_WARMUP_EPOCHS, MAX_GRID_VALUES, MAX_MEMBERS,
@@ -67,3 +70,4 @@ pub use stopper::{Stopper, StopperError};
 pub use stopping::{AshaParams, MedianParams, StoppingParams, MAX_REDUCTION_FACTOR};
 pub use summary::{summarize, ConfigSeries, ConfigSummary, MemberSeries, Summary};
 pub use tdist::{student_t_cdf, student_t_quantile};
+pub use warnings::{sweep_warnings, SweepWarning};

@@ -5,9 +5,11 @@ mod asha;
 mod canonical;
 mod expand;
 mod median;
+mod presets;
 mod request;
 mod stats;
 mod summary;
+mod warnings;
 
 use serde_json::Value;
 
