@@ -20,5 +20,6 @@ pub mod schedule;
 pub mod series;
 pub mod service;
 pub mod store;
+pub mod sweep;
 pub mod train;
 pub mod validation;
