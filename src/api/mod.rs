@@ -4,6 +4,7 @@
 //! merges them and wraps them in the cross-cutting layers (request ids,
 //! tracing spans, timeout, compression, body limit) in one place.
 
+mod dashboard;
 mod error;
 mod events;
 mod health;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::router())
         .merge(job_results::router())
         .merge(events::router())
+        .merge(dashboard::router())
         .fallback(not_found)
         .with_state(state)
         .layer(layers)
