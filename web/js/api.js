@@ -74,13 +74,20 @@ export async function hasEndpoint(url) {
  * has no data in a bucket.
  */
 export async function compareSteps(ids, buckets = 1000) {
-  try {
-    return await get(`/v1/compare/steps${query({ ids: ids.join(','), buckets })}`);
-  } catch (err) {
-    if (err.status !== 404) throw err;
-    return stepsFallback(ids, buckets);
+  if (!noCompareSteps) {
+    try {
+      return await get(`/v1/compare/steps${query({ ids: ids.join(','), buckets })}`);
+    } catch (err) {
+      if (err.status !== 404) throw err;
+    }
   }
+  const result = await stepsFallback(ids, buckets);
+  // The jobs exist, so the 404 was the route's: stop asking on this page.
+  noCompareSteps = true;
+  return result;
 }
+
+let noCompareSteps = false;
 
 // FALLBACK, to delete once the server has /v1/compare/steps: reads every
 // update of each job and buckets them here with the server's rule (min/max

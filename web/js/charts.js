@@ -228,7 +228,8 @@ export class Chart {
     const quote = (s) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
     const lines = [[this.o.xLabel, ...cols.map((c) => c.label)].map(quote).join(',')];
     (this.x ?? []).forEach((x, i) => {
-      lines.push([x, ...cols.map((c) => c.values[i] ?? '')].join(','));
+      // 12 significant digits: the values as drawn, without float noise such as 0.18249999999999997.
+      lines.push([x, ...cols.map((c) => (c.values[i] === null || c.values[i] === undefined ? '' : Number(c.values[i].toPrecision(12))))].join(','));
     });
     return `${lines.join('\n')}\n`;
   }

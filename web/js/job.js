@@ -29,7 +29,7 @@ export async function render(view, id) {
   try {
     [job, metrics] = await Promise.all([get(`/v1/jobs/${id}`), get(`/v1/jobs/${id}/metrics?format=series`)]);
   } catch (err) {
-    showError(err, `job ${id}`);
+    showError(err);
     view.replaceChildren(el('h1', { text: `Job ${id}` }), el('p', { class: 'muted', text: 'This job cannot be shown.' }), el('a', { href: '/', text: 'Back to the jobs' }));
     return;
   }

@@ -92,17 +92,18 @@ export async function render(view) {
     el('div', { class: 'presets' }, el('span', { class: 'muted', text: 'Presets (30 epochs): ' }), presetBar),
     el('div', { class: 'form-grid' },
       el('div', { class: 'area-schedule' }, scheduleBox),
-      el('div', { class: 'area-preview' },
-        preview,
-        el('label', { for: 'preview-logy', class: 'check' }, previewLogy, ' log y'),
-        previewNote),
-      el('div', { class: 'area-job' }, jobBox),
-      el('div', { class: 'area-submit' },
-        warningsBox,
-        el('div', { class: 'actions' }, submit),
-        formError,
-        result,
-        el('details', {}, el('summary', { text: 'Request body' }), requestJson))));
+      el('div', { class: 'form-side' },
+        el('div', { class: 'area-preview' },
+          preview,
+          el('label', { for: 'preview-logy', class: 'check' }, previewLogy, ' log y'),
+          previewNote),
+        el('div', { class: 'area-submit' },
+          warningsBox,
+          el('div', { class: 'actions' }, submit),
+          formError,
+          result,
+          el('details', {}, el('summary', { text: 'Request body' }), requestJson))),
+      el('div', { class: 'area-job' }, jobBox)));
   const chart = new Chart(preview, { key: 'preview', title: 'Schedule preview', xLabel: 'step t', yLabel: 'rate', height: 220, legend: false, empty: 'Fill in the schedule to see its curve.' });
 
   // ---- the schedule editor, generated from the catalogue ----
@@ -303,7 +304,14 @@ export async function render(view) {
 
   /** The request body: the form's values, leaving out what is empty (the server fills defaults). */
   function body() {
-    return clone(job);
+    const order = [...JOB_FIELDS.map((f) => f.name.split('.')[0]), 'schedule'];
+    const kindFirst = (v) => {
+      if (Array.isArray(v)) return v.map(kindFirst);
+      if (!v || typeof v !== 'object') return v;
+      const { kind, ...rest } = v;
+      return { ...(kind === undefined ? {} : { kind }), ...Object.fromEntries(Object.entries(rest).map(([k, x]) => [k, kindFirst(x)])) };
+    };
+    return Object.fromEntries(order.filter((k, i) => order.indexOf(k) === i && job[k] !== undefined && job[k] !== null).map((k) => [k, kindFirst(job[k])]));
   }
 
   let key = null;
