@@ -55,6 +55,9 @@ const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyV
 const charts = new Set();
 dark.addEventListener('change', () => charts.forEach((c) => c.redraw()));
 
+/** Calls `fn` when the system switches between light and dark (colours change). */
+export const onThemeChange = (fn) => dark.addEventListener('change', fn);
+
 export class Chart {
   /**
    * @param {HTMLElement} parent where the figure goes

@@ -4,7 +4,7 @@
 
 import { get, compareSteps, query } from './api.js';
 import { el, fmt, jobSummary, isActive, setQuery, showError, showNotice } from './dom.js';
-import { Chart, seriesStyle, swatch } from './charts.js';
+import { Chart, seriesStyle, swatch, onThemeChange } from './charts.js';
 import { readView, viewParams, viewControls } from './chartstate.js';
 import { EPOCH_METRICS, STEP_METRICS } from './job.js';
 
@@ -178,6 +178,7 @@ export async function render(view) {
   }
 
   document.addEventListener('visibilitychange', () => { if (!document.hidden) load(); });
+  onThemeChange(drawLegend);
   newChart();
   await load();
 }
