@@ -89,7 +89,8 @@ export class Chart {
 
   /**
    * Draws `x` against `series`: [{label, values?, band?: {min, max}, smooth?
-   * (default true), hidden?, styleIndex? (colour slot, default: position)}]. `view`: {logx, logy, smooth (EMA weight,
+   * (default true), stepped? (each value holds until the next x: rates per
+   * epoch or step), hidden?, styleIndex? (colour slot, default: position)}]. `view`: {logx, logy, smooth (EMA weight,
    * 0 = off), marker?: {x, label}}.
    */
   draw(x, series, view = {}) {
@@ -158,7 +159,8 @@ export class Chart {
         push(i, { label: `${s.label} (raw)`, stroke: withAlpha(color, 0.3), width: 1, dash, show, points: { show: false } }, s.values);
         mains.set(i, push(i, { label: `${s.label} (smoothed)`, stroke: color, width: 2, dash, show }, ema(s.values, view.smooth)));
       } else {
-        mains.set(i, push(i, { label: s.label, stroke: color, width: 2, dash, show }, s.values));
+        const paths = s.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined;
+        mains.set(i, push(i, { label: s.label, stroke: color, width: 2, dash, show, paths }, s.values));
       }
     });
     return { data, specs, bands, owner, mains };

@@ -118,7 +118,7 @@ export async function render(view) {
         const byEpoch = new Map((s.epoch ?? []).map((e, i) => [e, s[m.key]?.[i] ?? null]));
         return {
           label: job.name, styleIndex: styleIndex(job.id), hidden: state.hidden.has(job.id),
-          values: x.map((e) => byEpoch.get(e) ?? null), smooth: !m.noSmooth,
+          values: x.map((e) => byEpoch.get(e) ?? null), smooth: !m.noSmooth, stepped: m.key === 'lr',
         };
       }),
     };

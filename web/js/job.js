@@ -108,7 +108,7 @@ export async function render(view, id) {
 
   function drawEpochs() {
     for (const [m, chart] of epochCharts) {
-      const line = { label: m.key, values: metrics[m.key], smooth: !m.noSmooth };
+      const line = { label: m.key, values: metrics[m.key], smooth: !m.noSmooth, stepped: m.key === 'lr' };
       const varies = m.key === 'lr' && metrics.lr_min.some((v, i) => v !== metrics.lr_max[i]);
       if (varies) line.band = { min: metrics.lr_min, max: metrics.lr_max };
       chart.draw(metrics.epoch, [line], chartView);

@@ -265,7 +265,7 @@ export async function render(view) {
       if (seq !== previewSeq) return;
       clearFieldErrors('schedule');
       const x = json.lr.map((_, t) => t);
-      chart.draw(x, [{ label: 'lr', values: json.lr, smooth: false }],
+      chart.draw(x, [{ label: 'lr', values: json.lr, smooth: false, stepped: true }],
         { logy: previewLogy.checked, marker: { x: length, label: `job ends: ${length} ${unit}s` } });
       previewNote.textContent = json.adaptive ? 'Adaptive: the rate depends on the metrics during training; the preview shows its starting rate.' : '';
       localWarnings(json, length, unit);
