@@ -34,11 +34,23 @@ pub enum FieldCode {
     TooDeep,
     /// A list or spec larger than allowed.
     TooLarge,
+    /// A dotted path (a sweep's grid key) that cannot be parsed.
+    InvalidPath,
+    /// A dotted path that names no field of the document.
+    UnknownPath,
+    /// A field that may not be set here (a sweep sets it itself).
+    ReservedField,
+    /// Two fields that cannot be given together.
+    ConflictingFields,
+    /// A value that must be unique appears twice.
+    DuplicateValue,
+    /// A list or document with fewer items than required.
+    TooSmall,
 }
 
 impl FieldCode {
     /// Every code, for documentation checks.
-    pub const ALL: [FieldCode; 10] = [
+    pub const ALL: [FieldCode; 16] = [
         FieldCode::UnknownField,
         FieldCode::MissingField,
         FieldCode::InvalidType,
@@ -49,6 +61,12 @@ impl FieldCode {
         FieldCode::NotIncreasing,
         FieldCode::TooDeep,
         FieldCode::TooLarge,
+        FieldCode::InvalidPath,
+        FieldCode::UnknownPath,
+        FieldCode::ReservedField,
+        FieldCode::ConflictingFields,
+        FieldCode::DuplicateValue,
+        FieldCode::TooSmall,
     ];
 
     /// The code as it appears in error bodies.
@@ -64,6 +82,12 @@ impl FieldCode {
             FieldCode::NotIncreasing => "not_increasing",
             FieldCode::TooDeep => "too_deep",
             FieldCode::TooLarge => "too_large",
+            FieldCode::InvalidPath => "invalid_path",
+            FieldCode::UnknownPath => "unknown_path",
+            FieldCode::ReservedField => "reserved_field",
+            FieldCode::ConflictingFields => "conflicting_fields",
+            FieldCode::DuplicateValue => "duplicate_value",
+            FieldCode::TooSmall => "too_small",
         }
     }
 

@@ -5,6 +5,7 @@
 //! checks, request ids, tracing spans, timeout, compression, body limit) in one
 //! place. Handlers are thin: extract, call one service method, shape the answer.
 
+mod dashboard;
 mod encode;
 mod error;
 mod events;
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::router())
         .merge(job_results::router())
         .merge(events::router())
+        .merge(dashboard::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -30,15 +30,22 @@ pub enum WarningCode {
     ZeroRateAtStart,
     /// The effective rate goes above [`DIVERGENCE_RATE`].
     RateLikelyDiverges,
+    /// A sweep's early stopping judges configs before their warm-up ends.
+    GracePeriodShorterThanWarmup,
+    /// A sweep's schedule length depends on the epochs, so a stopped prefix is not the
+    /// prefix of the full run.
+    ScheduleDependsOnEpochs,
 }
 
 impl WarningCode {
     /// Every code, for documentation checks.
-    pub const ALL: [WarningCode; 4] = [
+    pub const ALL: [WarningCode; 6] = [
         WarningCode::ScheduleLongerThanJob,
         WarningCode::ScheduleEndsEarly,
         WarningCode::ZeroRateAtStart,
         WarningCode::RateLikelyDiverges,
+        WarningCode::GracePeriodShorterThanWarmup,
+        WarningCode::ScheduleDependsOnEpochs,
     ];
 
     /// The code as it appears in JSON.
@@ -48,6 +55,8 @@ impl WarningCode {
             WarningCode::ScheduleEndsEarly => "schedule_ends_early",
             WarningCode::ZeroRateAtStart => "zero_rate_at_start",
             WarningCode::RateLikelyDiverges => "rate_likely_diverges",
+            WarningCode::GracePeriodShorterThanWarmup => "grace_period_shorter_than_warmup",
+            WarningCode::ScheduleDependsOnEpochs => "schedule_depends_on_epochs",
         }
     }
 }
@@ -61,8 +70,16 @@ pub struct Warning {
     pub path: Option<String>,
 }
 
+/// Lets tests compare a code with its word directly.
+impl PartialEq<&str> for WarningCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl Warning {
-    fn new(code: WarningCode, path: Option<String>, message: String) -> Self {
+    /// A warning about the field at `path` (the whole document when `None`).
+    pub fn new(code: WarningCode, path: Option<String>, message: String) -> Self {
         Warning {
             code,
             message,

@@ -14,7 +14,7 @@
 
 use serde_json::{Map, Value};
 
-use super::error::FieldError;
+use super::error::{FieldCode, FieldError};
 use super::merge::merge_into;
 use super::naming::{config_name, member_name, unique};
 use super::ordered::Ordered;
@@ -50,7 +50,7 @@ where
     let name = sweep_name(request.name.as_deref())?;
     let Value::Object(base) = &request.base else {
         return Err(FieldError::new(
-            "invalid_type",
+            FieldCode::InvalidType,
             "base",
             "base must be a job request (a JSON object)",
         ));
@@ -58,7 +58,7 @@ where
     for (field, why) in RESERVED {
         if base.contains_key(field) {
             return Err(FieldError::new(
-                "reserved_field",
+                FieldCode::ReservedField,
                 format!("base.{field}"),
                 why,
             ));
@@ -103,7 +103,7 @@ where
         resolve_early_stopping(request.early_stopping.as_ref(), &epochs, request.lockstep)?;
     if request.max_concurrent == Some(0) {
         return Err(FieldError::new(
-            "out_of_range",
+            FieldCode::OutOfRange,
             "max_concurrent",
             "max_concurrent must be at least 1 (leave it out for no limit of the sweep's own)",
         ));
@@ -197,7 +197,7 @@ fn names(drafts: &[Draft]) -> Result<Vec<String>, FieldError> {
         {
             if explicit.contains(name) {
                 return Err(FieldError::new(
-                    "duplicate_value",
+                    FieldCode::DuplicateValue,
                     format!("variants[{index}].name"),
                     format!("two variants are named `{name}`: config names must be unique"),
                 ));
@@ -229,7 +229,7 @@ fn config_epochs(draft: &Draft) -> Result<u32, FieldError> {
         .and_then(|e| u32::try_from(e).ok())
         .ok_or_else(|| {
             FieldError::new(
-                "missing_field",
+                FieldCode::MissingField,
                 "base.epochs",
                 "every config needs a whole number of `epochs` (in `base` or in the variant)",
             )

@@ -9,7 +9,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::error::FieldError;
+use super::error::{FieldCode, FieldError};
 use super::metric::{Metric, Mode};
 use super::ordered::Ordered;
 
@@ -197,7 +197,7 @@ impl SweepRequest {
         let seeds = match (&self.seeds, self.repeats) {
             (Some(_), Some(_)) => {
                 return Err(FieldError::new(
-                    "conflicting_fields",
+                    FieldCode::ConflictingFields,
                     "repeats",
                     "give `seeds` or `repeats`, not both",
                 ))
@@ -206,7 +206,7 @@ impl SweepRequest {
             (None, Some(repeats)) => {
                 if repeats == 0 || repeats as usize > MAX_MEMBERS {
                     return Err(FieldError::new(
-                        "out_of_range",
+                        FieldCode::OutOfRange,
                         "repeats",
                         format!("repeats must be between 1 and {MAX_MEMBERS}, got {repeats}"),
                     ));
@@ -217,14 +217,14 @@ impl SweepRequest {
         };
         if seeds.is_empty() {
             return Err(FieldError::new(
-                "too_small",
+                FieldCode::TooSmall,
                 "seeds",
                 "seeds must list at least one seed",
             ));
         }
         if seeds.len() > MAX_MEMBERS {
             return Err(FieldError::new(
-                "too_large",
+                FieldCode::TooLarge,
                 "seeds",
                 format!("a sweep may list at most {MAX_MEMBERS} seeds"),
             ));
@@ -232,7 +232,7 @@ impl SweepRequest {
         for (i, seed) in seeds.iter().enumerate() {
             if seeds[..i].contains(seed) {
                 return Err(FieldError::new(
-                    "duplicate_value",
+                    FieldCode::DuplicateValue,
                     format!("seeds[{i}]"),
                     format!("seed {seed} is listed twice: every config runs once per seed"),
                 ));

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::error::FieldError;
+use super::error::{FieldCode, FieldError};
 use super::path::{self, overlaps, Segment};
 use super::request::{SweepRequest, MAX_GRID_VALUES, MAX_MEMBERS, MAX_SWEEP_NAME_LEN};
 
@@ -37,7 +37,7 @@ fn checked_name(name: &str, path: &str) -> Result<String, FieldError> {
     let trimmed = name.trim();
     if trimmed.is_empty() || trimmed.chars().count() > MAX_SWEEP_NAME_LEN {
         return Err(FieldError::new(
-            "invalid_value",
+            FieldCode::InvalidValue,
             path,
             format!("{path} must have 1 to {MAX_SWEEP_NAME_LEN} characters"),
         ));
@@ -52,16 +52,16 @@ pub(crate) fn grid_axes<'a>(
     let mut axes: Vec<Axis<'a>> = Vec::with_capacity(request.grid.len());
     for (path, values) in request.grid.iter() {
         let at = format!("grid.{path}");
-        let segments =
-            path::parse(path).map_err(|message| FieldError::new("invalid_path", &at, message))?;
+        let segments = path::parse(path)
+            .map_err(|message| FieldError::new(FieldCode::InvalidPath, &at, message))?;
         if let Some(Segment::Key(first)) = segments.first() {
             if let Some((_, why)) = RESERVED.iter().find(|(field, _)| field == first) {
-                return Err(FieldError::new("reserved_field", &at, *why));
+                return Err(FieldError::new(FieldCode::ReservedField, &at, *why));
             }
         }
         if let Some(earlier) = axes.iter().find(|a| overlaps(path, a.path)) {
             return Err(FieldError::new(
-                "conflicting_fields",
+                FieldCode::ConflictingFields,
                 &at,
                 format!(
                     "grid path `{path}` overlaps grid path `{}`: each field may be varied once",
@@ -70,17 +70,17 @@ pub(crate) fn grid_axes<'a>(
             ));
         }
         path::check_settable(base, &segments)
-            .map_err(|message| FieldError::new("unknown_path", &at, message))?;
+            .map_err(|message| FieldError::new(FieldCode::UnknownPath, &at, message))?;
         if values.is_empty() {
             return Err(FieldError::new(
-                "too_small",
+                FieldCode::TooSmall,
                 &at,
                 format!("grid path `{path}` must list at least one value"),
             ));
         }
         if values.len() > MAX_GRID_VALUES {
             return Err(FieldError::new(
-                "too_large",
+                FieldCode::TooLarge,
                 &at,
                 format!(
                     "grid path `{path}` lists {} values; at most {MAX_GRID_VALUES}",
@@ -90,7 +90,7 @@ pub(crate) fn grid_axes<'a>(
         }
         if let Some(i) = (1..values.len()).find(|&i| values[..i].contains(&values[i])) {
             return Err(FieldError::new(
-                "duplicate_value",
+                FieldCode::DuplicateValue,
                 format!("{at}[{i}]"),
                 format!("grid value {} for {path} is listed twice", values[i]),
             ));
@@ -111,7 +111,7 @@ pub(crate) fn check_variants(request: &SweepRequest) -> Result<(), FieldError> {
         }
         if variant.overrides.contains_key("seed") {
             return Err(FieldError::new(
-                "reserved_field",
+                FieldCode::ReservedField,
                 format!("variants[{i}].seed"),
                 RESERVED[0].1,
             ));
@@ -140,7 +140,7 @@ pub(crate) fn check_size(
     if jobs > MAX_MEMBERS {
         let path = if !axes.is_empty() { "grid" } else { "variants" };
         return Err(FieldError::new(
-            "too_large",
+            FieldCode::TooLarge,
             path,
             format!(
                 "the sweep would run {configs} configs × {seeds} seeds = {jobs} jobs; at most {MAX_MEMBERS}"

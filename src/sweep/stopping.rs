@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::error::FieldError;
+use super::error::{FieldCode, FieldError};
 use super::metric::{Metric, Mode};
 use super::request::{AshaSpec, EarlyStopping, MedianSpec};
 
@@ -106,7 +106,7 @@ fn check_mode(rule: &EarlyStopping) -> Result<(), FieldError> {
     let metric = rule.metric();
     match given {
         Some(mode) if mode != metric.natural_mode() => Err(FieldError::new(
-            "invalid_value",
+            FieldCode::InvalidValue,
             "early_stopping.mode",
             format!(
                 "{metric} is better when {}: mode must be `{}` (or leave it out)",
@@ -130,14 +130,14 @@ fn resolve_asha(
 ) -> Result<AshaParams, FieldError> {
     if spec.grace_period == 0 {
         return Err(FieldError::new(
-            "out_of_range",
+            FieldCode::OutOfRange,
             "early_stopping.grace_period",
             "grace_period must be at least 1 epoch",
         ));
     }
     if !(2..=MAX_REDUCTION_FACTOR).contains(&spec.reduction_factor) {
         return Err(FieldError::new(
-            "out_of_range",
+            FieldCode::OutOfRange,
             "early_stopping.reduction_factor",
             format!(
                 "reduction_factor must be between 2 and {MAX_REDUCTION_FACTOR}, got {}",
@@ -155,7 +155,7 @@ fn resolve_asha(
             ),
         };
         return Err(FieldError::new(
-            "out_of_range",
+            FieldCode::OutOfRange,
             path,
             format!(
                 "grace_period ({}) must be less than {why}: otherwise no rung lies inside a run",
@@ -181,14 +181,14 @@ fn resolve_median(
 ) -> Result<MedianParams, FieldError> {
     if spec.n_startup == 0 {
         return Err(FieldError::new(
-            "out_of_range",
+            FieldCode::OutOfRange,
             "early_stopping.n_startup",
             "n_startup must be at least 1: a median needs other configs' values",
         ));
     }
     if spec.warmup_epochs.saturating_add(1) >= longest {
         return Err(FieldError::new(
-            "out_of_range",
+            FieldCode::OutOfRange,
             "early_stopping.warmup_epochs",
             format!(
                 "warmup_epochs ({}) must be less than {} (the longest config's epochs − 1): a config is judged only after its warm-up and before its last epoch",

@@ -24,35 +24,22 @@
 //!   sooner. A length equal to the job's is taken as the sign of a fitted
 //!   schedule: it is almost never a coincidence.
 
-use serde::Serialize;
 use serde_json::Value;
 
 use super::path::overlaps;
 use super::plan::{ConfigOrigin, SweepConfig, SweepPlan};
 use super::stopping::StoppingParams;
+use crate::job::{Warning, WarningCode};
 use crate::schedule::{Schedule, ScheduleSpec};
 
 /// The job request's default batch size (for step-unit schedules).
 pub(crate) const DEFAULT_BATCH_SIZE: u64 = 256;
 
-/// One warning: a stable code, a sentence, and the sweep field it concerns
-/// (the shape of a job's warnings).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SweepWarning {
-    pub code: String,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-}
+/// A sweep's warnings have the shape (and share the code list) of a job's.
+pub type SweepWarning = Warning;
 
-impl SweepWarning {
-    fn new(code: &str, path: impl Into<String>, message: String) -> Self {
-        SweepWarning {
-            code: code.to_string(),
-            message,
-            path: Some(path.into()),
-        }
-    }
+fn warning(code: WarningCode, path: impl Into<String>, message: String) -> Warning {
+    Warning::new(code, Some(path.into()), message)
 }
 
 /// Every warning that applies to `plan`, for a training split of
@@ -151,8 +138,8 @@ fn warmup_warning(plan: &SweepPlan, rule: &StoppingParams, train_len: u64) -> Op
         .map(|(name, w)| format!("{name} ({w} epochs)"))
         .collect::<Vec<_>>()
         .join(", ");
-    Some(SweepWarning::new(
-        "grace_period_shorter_than_warmup",
+    Some(warning(
+        WarningCode::GracePeriodShorterThanWarmup,
         path,
         format!(
             "{what} comes before the warm-up of {} config(s) ends: {list}. They are judged while their rate is still rising and may be stopped for the warm-up itself; judge from epoch {longest} on to compare them at full rate",
@@ -178,8 +165,8 @@ fn length_warnings(plan: &SweepPlan, rule: &StoppingParams, train_len: u64) -> V
     let longest = plan.configs.iter().map(|c| c.epochs).max();
     if let (Some(shortest), Some(longest)) = (shortest, longest) {
         if shortest != longest {
-            warnings.push(SweepWarning::new(
-                "schedule_depends_on_epochs",
+            warnings.push(warning(
+                WarningCode::ScheduleDependsOnEpochs,
                 sweep_path(plan, "epochs"),
                 format!(
                     "the configs run from {shortest} to {longest} epochs, and early stopping compares them {judged}: configs that differ only in length are identical there on common seeds, and schedules stretched to different lengths sit at different points of their curves"
@@ -216,8 +203,8 @@ fn length_warnings(plan: &SweepPlan, rule: &StoppingParams, train_len: u64) -> V
         }
     }
     for (at, job_path, length, unit, configs) in fitted {
-        warnings.push(SweepWarning::new(
-            "schedule_depends_on_epochs",
+        warnings.push(warning(
+            WarningCode::ScheduleDependsOnEpochs,
             at,
             format!(
                 "{job_path} ({length}) equals the job's length ({length} {unit}) in {}: the schedule is fitted to the run, so {judged} its rate is still high and its decay is still to come; early stopping will favour schedules that decay sooner",

@@ -128,7 +128,7 @@ fn a_missing_grid_path_is_an_error_naming_it() {
         r#"{"base": {"epochs": 2, "schedule": {"kind": "inverse_power", "lr": 0.1}}, "grid": {"schedule.pwoer": [1]}}"#,
     );
     assert_eq!(
-        (err.code, err.path.as_str()),
+        (err.code.as_str(), err.path.as_str()),
         ("unknown_path", "grid.schedule.pwoer")
     );
     assert!(
@@ -219,7 +219,7 @@ fn malformed_and_overlapping_paths_are_rejected() {
             r#"{{"base": {{"epochs": 2, "schedule": {{"kind": "constant", "lr": 0.1}}}}, "grid": {{"{bad}": [1]}}}}"#
         ));
         assert_eq!(
-            (err.code, err.path.clone()),
+            (err.code.as_str(), err.path.clone()),
             ("invalid_path", format!("grid.{bad}")),
             "{bad}"
         );
@@ -229,7 +229,7 @@ fn malformed_and_overlapping_paths_are_rejected() {
             "grid": {"schedule": [{"kind": "constant", "lr": 0.2}], "schedule.lr": [0.3]}}"#,
     );
     assert_eq!(
-        (err.code, err.path.as_str()),
+        (err.code.as_str(), err.path.as_str()),
         ("conflicting_fields", "grid.schedule.lr")
     );
 }
@@ -239,7 +239,7 @@ fn seed_and_name_belong_to_the_sweep() {
     let base = r#""base": {"epochs": 2, "schedule": {"kind": "constant", "lr": 0.1}}"#;
     let err = error(&format!(r#"{{{base}, "grid": {{"seed": [1, 2]}}}}"#));
     assert_eq!(
-        (err.code, err.path.as_str()),
+        (err.code.as_str(), err.path.as_str()),
         ("reserved_field", "grid.seed")
     );
     assert!(err.message.contains("seeds"), "{}", err.message);
@@ -255,7 +255,10 @@ fn seed_and_name_belong_to_the_sweep() {
     );
     assert_eq!(err.path, "base.name");
     let err = error(r#"{"base": [1]}"#);
-    assert_eq!((err.code, err.path.as_str()), ("invalid_type", "base"));
+    assert_eq!(
+        (err.code.as_str(), err.path.as_str()),
+        ("invalid_type", "base")
+    );
 }
 
 #[test]
@@ -265,7 +268,7 @@ fn a_grid_value_that_makes_an_invalid_job_is_named_with_its_index() {
             "grid": {"schedule.power": [0.5, 0.75, -1]}}"#,
     );
     assert_eq!(
-        (err.code, err.path.as_str()),
+        (err.code.as_str(), err.path.as_str()),
         ("out_of_range", "grid.schedule.power[2]")
     );
     assert_eq!(
@@ -306,7 +309,7 @@ fn a_variant_that_makes_an_invalid_job_is_named_by_its_field() {
         r#"{"base": {"epochs": 3, "schedule": {"kind": "constant", "lr": 0.1}}, "variants": [{"epochs": 0}]}"#,
     );
     assert_eq!(
-        (err.code, err.path.as_str()),
+        (err.code.as_str(), err.path.as_str()),
         ("out_of_range", "variants[0].epochs")
     );
     assert!(
@@ -409,7 +412,7 @@ fn explicit_variant_names_must_be_unique_and_reasonable() {
             "variants": [{"name": "a"}, {"name": " a "}]}"#,
     );
     assert_eq!(
-        (err.code, err.path.as_str()),
+        (err.code.as_str(), err.path.as_str()),
         ("duplicate_value", "variants[1].name")
     );
     let err = error(
@@ -444,7 +447,7 @@ fn grid_values_and_sizes_are_limited() {
     let base = r#""base": {"epochs": 2, "schedule": {"kind": "constant", "lr": 0.1}}"#;
     let err = error(&format!(r#"{{{base}, "grid": {{"schedule.lr": []}}}}"#));
     assert_eq!(
-        (err.code, err.path.as_str()),
+        (err.code.as_str(), err.path.as_str()),
         ("too_small", "grid.schedule.lr")
     );
     let many: Vec<String> = (0..101)
@@ -455,14 +458,14 @@ fn grid_values_and_sizes_are_limited() {
         many.join(",")
     ));
     assert_eq!(
-        (err.code, err.path.as_str()),
+        (err.code.as_str(), err.path.as_str()),
         ("too_large", "grid.schedule.lr")
     );
     let err = error(&format!(
         r#"{{{base}, "grid": {{"schedule.lr": [0.1, 0.2, 0.1]}}}}"#
     ));
     assert_eq!(
-        (err.code, err.path.as_str()),
+        (err.code.as_str(), err.path.as_str()),
         ("duplicate_value", "grid.schedule.lr[2]")
     );
 
@@ -482,7 +485,10 @@ fn grid_values_and_sizes_are_limited() {
              "repeats": 10}}"#
     );
     let err = error(&over);
-    assert_eq!((err.code, err.path.as_str()), ("too_large", "grid"));
+    assert_eq!(
+        (err.code.as_str(), err.path.as_str()),
+        ("too_large", "grid")
+    );
     assert_eq!(
         err.message,
         "the sweep would run 110 configs × 10 seeds = 1100 jobs; at most 1000"

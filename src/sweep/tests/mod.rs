@@ -14,25 +14,11 @@ mod warnings;
 use serde_json::Value;
 
 use super::{FieldError, SweepPlan, SweepRequest};
-use crate::job::JobRequest;
+use crate::job::JobPlan;
 
 /// The job API's validation, in the sweep's error shape.
 pub(super) fn validate_job(job: &Value) -> Result<(), FieldError> {
-    let request: JobRequest = serde_path_to_error::deserialize(job.clone()).map_err(|err| {
-        let path = match err.path().to_string() {
-            root if root == "." => String::new(),
-            path => path,
-        };
-        FieldError::new("invalid_value", path, err.inner().to_string())
-    })?;
-    request
-        .into_spec(|| 0)
-        .map(|_| ())
-        .map_err(|err| FieldError {
-            code: err.code,
-            path: err.path,
-            message: err.message,
-        })
+    JobPlan::from_json(job, || 0).map(|_| ())
 }
 
 /// Parses a request from its text, as the API will (grid order kept).

@@ -106,14 +106,14 @@ fn seeds_and_repeats_together_duplicates_and_empty_lists_are_errors() {
     let both = parse(&format!(r#"{{{BASE}, "seeds": [1], "repeats": 2}}"#));
     let err = both.resolved_seeds().unwrap_err();
     assert_eq!(
-        (err.code, err.path.as_str()),
+        (err.code.as_str(), err.path.as_str()),
         ("conflicting_fields", "repeats")
     );
 
     let dup = parse(&format!(r#"{{{BASE}, "seeds": [4, 5, 4]}}"#));
     let err = dup.resolved_seeds().unwrap_err();
     assert_eq!(
-        (err.code, err.path.as_str()),
+        (err.code.as_str(), err.path.as_str()),
         ("duplicate_value", "seeds[2]")
     );
     assert!(
