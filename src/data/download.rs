@@ -15,15 +15,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 use super::error::DataError;
-use super::files::{DataFile, ALL_FILES};
-use super::locate::remedies;
-
-/// Base URLs of the canonical public copies of the files (Zalando Research's own
-/// bucket and its repository), tried in order.
-pub const MIRRORS: [&str; 2] = [
-    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-    "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
-];
+use super::files::{DataFile, ALL_FILES, MIRRORS};
+use super::remedies::remedies;
 
 /// Refuse bodies larger than this many times the expected size (a misbehaving
 /// server must not fill the disk).
@@ -136,7 +129,7 @@ fn write_verified(reader: impl Read, tmp: &Path, len: u64, file: &DataFile) -> R
     out.sync_all()
         .map_err(|e| format!("syncing {}: {e}", tmp.display()))?;
     bar.finish();
-    let actual = hex(&hasher.finalize());
+    let actual = format!("{:x}", hasher.finalize());
     if actual != file.gz_sha256 {
         return Err(DataError::ChecksumMismatch {
             path: tmp.to_path_buf(),
@@ -175,7 +168,7 @@ pub fn sha256_file(path: &Path) -> Result<String, DataError> {
         };
         hasher.update(&buf[..n]);
     }
-    Ok(hex(&hasher.finalize()))
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 /// Check that `path` has SHA-256 `expected` (hex, either case).
@@ -190,16 +183,6 @@ pub fn verify_sha256(path: &Path, expected: &str) -> Result<(), DataError> {
             actual,
         })
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[cfg(test)]

@@ -3,6 +3,20 @@
 
 use std::path::{Path, PathBuf};
 
+/// Project-local data directory, relative to the working directory; also where a
+/// download goes when no explicit directory was given.
+pub const LOCAL_DIR: &str = "data/fashion-mnist";
+/// Where Debian's `dataset-fashion-mnist` package installs the files.
+pub const SYSTEM_DIR: &str = "/usr/share/datasets/fashion-mnist";
+/// Environment variable the CLI reads as the explicit data directory.
+pub const ENV_VAR: &str = "LRLAB_DATA_DIR";
+/// Base URLs of the canonical public copies of the files (Zalando Research's own
+/// bucket and its repository), tried in order.
+pub const MIRRORS: [&str; 2] = [
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+];
+
 /// One of the four files of the data set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataFile {

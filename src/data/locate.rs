@@ -5,15 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::download;
 use super::error::DataError;
-use super::files::{missing_files, ALL_FILES};
-
-/// Project-local data directory, relative to the working directory; also where a
-/// download goes when no explicit directory was given.
-pub const LOCAL_DIR: &str = "data/fashion-mnist";
-/// Where Debian's `dataset-fashion-mnist` package installs the files.
-pub const SYSTEM_DIR: &str = "/usr/share/datasets/fashion-mnist";
-/// Environment variable the CLI reads as the explicit data directory.
-pub const ENV_VAR: &str = "LRLAB_DATA_DIR";
+use super::files::{missing_files, LOCAL_DIR, SYSTEM_DIR};
+use super::remedies::remedies;
 
 /// Where to find Fashion-MNIST, in this order:
 /// 1. `explicit` (from `--data-dir` / `LRLAB_DATA_DIR`, resolved by the caller). An
@@ -112,29 +105,4 @@ fn describe_miss(dir: &Path, missing: &[super::files::DataFile]) -> String {
     }
     let names: Vec<String> = missing.iter().map(|f| format!("{}[.gz]", f.name)).collect();
     format!("  - {}: missing {}", dir.display(), names.join(", "))
-}
-
-/// The ways to make the data available, as shown to users. `download_tried` drops
-/// the "allow the download" advice when that is what just failed.
-pub fn remedies(download_tried: bool) -> String {
-    let names: Vec<&str> = ALL_FILES.iter().map(|f| f.name).collect();
-    let mut text = format!(
-        "To fix this, do one of:\n\
-         \x20 1. pass --data-dir DIR or set {ENV_VAR}=DIR, where DIR holds the four files {} (each plain or .gz);\n\
-         \x20 2. put those files in ./{LOCAL_DIR} (relative to the working directory);\n\
-         \x20 3. install Debian's package: apt-get install dataset-fashion-mnist (it puts them in {SYSTEM_DIR});",
-        names.join(", ")
-    );
-    if download_tried {
-        text.push_str(&format!(
-            "\n\x20 4. download the four .gz files by hand from {} into one of those directories.",
-            download::MIRRORS[0]
-        ));
-    } else {
-        text.push_str(&format!(
-            "\n\x20 4. let lrlab download them: drop --no-download / LRLAB_NO_DOWNLOAD (needs network access to {}).",
-            download::MIRRORS[0]
-        ));
-    }
-    text
 }

@@ -13,29 +13,29 @@ mod files;
 mod idx;
 mod locate;
 mod permutation;
+mod remedies;
 pub mod synthetic;
 
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
-pub use download::{download_all, sha256_file, verify_sha256, MIRRORS};
+pub use download::{download_all, sha256_file, verify_sha256};
 pub use error::DataError;
 pub use files::{
-    has_all_files, missing_files, DataFile, ALL_FILES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,
-    TRAIN_LABELS,
+    has_all_files, missing_files, DataFile, ALL_FILES, ENV_VAR, LOCAL_DIR, MIRRORS, SYSTEM_DIR,
+    TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
 };
 pub use idx::{
     encode_idx_images, encode_idx_labels, parse_idx_images, parse_idx_labels, read_idx_images,
     read_idx_labels, IMAGES_MAGIC, LABELS_MAGIC, MAX_EXAMPLES, NUM_CLASSES,
 };
-pub use locate::{
-    default_candidates, locate, locate_in, remedies, Fetch, ENV_VAR, LOCAL_DIR, SYSTEM_DIR,
-};
+pub use locate::{default_candidates, locate, locate_in, Fetch};
 pub use permutation::epoch_permutation;
+pub use remedies::remedies;
 
 /// Side of a Fashion-MNIST image; the LeNet's layer sizes depend on it.
 pub const IMAGE_SIDE: usize = 28;
@@ -219,12 +219,4 @@ fn split_tensors(
         source,
     })?;
     Ok((images, labels))
-}
-
-/// Convenience for callers that hold an explicit directory from the environment:
-/// the value of `LRLAB_DATA_DIR`, if set and non-empty.
-pub fn env_data_dir() -> Option<PathBuf> {
-    std::env::var_os(ENV_VAR)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
 }
