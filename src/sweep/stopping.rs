@@ -26,7 +26,7 @@ pub struct AshaParams {
     /// decisions whatever the workers' speed. Otherwise each config is
     /// decided on arrival (the paper's asynchronous rule), which keeps
     /// workers busy but makes the decisions depend on arrival order.
-    pub lockstep: bool,
+    pub synchronous: bool,
 }
 
 impl AshaParams {
@@ -55,7 +55,7 @@ pub struct MedianParams {
     /// No judgement at epochs `1..=warmup_epochs`.
     pub warmup_epochs: u32,
     /// Judge an epoch only once every config still running has reported it.
-    pub lockstep: bool,
+    pub synchronous: bool,
 }
 
 /// A resolved early-stopping rule.
@@ -80,7 +80,6 @@ impl StoppingParams {
 pub(crate) fn resolve_early_stopping(
     rule: Option<&EarlyStopping>,
     config_epochs: &[u32],
-    lockstep: bool,
 ) -> Result<Option<StoppingParams>, FieldError> {
     let Some(rule) = rule else {
         return Ok(None);
@@ -90,10 +89,10 @@ pub(crate) fn resolve_early_stopping(
     let mode = rule.mode();
     Ok(Some(match rule {
         EarlyStopping::Asha(spec) => {
-            StoppingParams::Asha(resolve_asha(spec, mode, longest, lockstep)?)
+            StoppingParams::Asha(resolve_asha(spec, mode, longest)?)
         }
         EarlyStopping::Median(spec) => {
-            StoppingParams::Median(resolve_median(spec, mode, longest, lockstep)?)
+            StoppingParams::Median(resolve_median(spec, mode, longest)?)
         }
     }))
 }
@@ -122,12 +121,7 @@ fn check_mode(rule: &EarlyStopping) -> Result<(), FieldError> {
     }
 }
 
-fn resolve_asha(
-    spec: &AshaSpec,
-    mode: Mode,
-    longest: u32,
-    lockstep: bool,
-) -> Result<AshaParams, FieldError> {
+fn resolve_asha(spec: &AshaSpec, mode: Mode, longest: u32) -> Result<AshaParams, FieldError> {
     if spec.grace_period == 0 {
         return Err(FieldError::new(
             FieldCode::OutOfRange,
@@ -169,7 +163,7 @@ fn resolve_asha(
         grace_period: spec.grace_period,
         reduction_factor: spec.reduction_factor,
         max_t,
-        lockstep,
+        synchronous: spec.synchronous,
     })
 }
 
@@ -177,7 +171,6 @@ fn resolve_median(
     spec: &MedianSpec,
     mode: Mode,
     longest: u32,
-    lockstep: bool,
 ) -> Result<MedianParams, FieldError> {
     if spec.n_startup == 0 {
         return Err(FieldError::new(
@@ -202,6 +195,6 @@ fn resolve_median(
         mode,
         n_startup: spec.n_startup,
         warmup_epochs: spec.warmup_epochs,
-        lockstep,
+        synchronous: spec.synchronous,
     })
 }
