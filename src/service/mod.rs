@@ -11,6 +11,7 @@
 mod datasets;
 mod error;
 mod events;
+mod sweeps;
 mod worker;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use tokio::task::JoinSet;
 pub use datasets::{DataConfig, DatasetCache};
 pub use error::ServiceError;
 pub use events::{JobEvent, ProgressEvent, EVENT_BUFFER};
+pub use sweeps::{SweepDecision, SweepDetails, SweepPage, SweepSubmission};
 pub use worker::FaultHook;
 
 use crate::job::{job_warnings, JobId, JobPlan, JobStatus};
@@ -116,6 +118,9 @@ struct Inner {
     closing: Notify,
     datasets: DatasetCache,
     workers: tokio::sync::Mutex<JoinSet<()>>,
+    /// One coordinator at a time per sweep in this process (the store refuses a step
+    /// computed from a stale log across processes).
+    sweep_locks: Mutex<HashMap<crate::sweep::SweepId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Service {
@@ -136,7 +141,10 @@ impl Service {
             shutting_down: AtomicBool::new(false),
             closing: Notify::new(),
             workers: tokio::sync::Mutex::new(JoinSet::new()),
+            sweep_locks: Mutex::new(HashMap::new()),
         }));
+        // Sweeps left unfinished by an earlier process pick up where they were.
+        service.advance_unfinished_sweeps().await;
         {
             let mut workers = service.0.workers.lock().await;
             for (slot, device) in service.0.config.workers.iter().enumerate() {
@@ -227,9 +235,7 @@ impl Service {
             CancelOutcome::Requested => {
                 // The store's flag is set first; a worker that has just claimed the job
                 // reads it after registering its stop flag, so one of the two sees it.
-                if let Some(flag) = self.running_jobs().get(&id) {
-                    flag.store(true, Ordering::SeqCst);
-                }
+                self.stop_if_running(id);
                 Cancellation::Requested
             }
             CancelOutcome::AlreadyFinished(status) => {
@@ -407,6 +413,13 @@ impl Service {
         })
     }
 
+    /// Raises the stop flag of `job` if this process trains it.
+    fn stop_if_running(&self, job: JobId) {
+        if let Some(flag) = self.running_jobs().get(&job) {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+
     fn emit(&self, event: JobEvent) {
         // No subscriber is fine: events are a convenience, the store is the truth.
         let _ = self.0.events.send(event);
@@ -421,7 +434,7 @@ impl Service {
     }
 }
 
-async fn remove_dir_if_present(dir: &Path) -> std::io::Result<()> {
+pub(super) async fn remove_dir_if_present(dir: &Path) -> std::io::Result<()> {
     match tokio::fs::remove_dir_all(dir).await {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
         other => other,

@@ -34,6 +34,8 @@ enum Ending {
     Finished(JobStatus, Option<JobError>),
     /// Stopped by shutdown: back to the queue, to resume from its checkpoint.
     Requeued,
+    /// A sweep member reached its pause point (an early-stopping rung).
+    Paused,
 }
 
 impl Worker {
@@ -109,12 +111,17 @@ impl Worker {
             status: JobStatus::Running,
         });
 
+        let sweep = job.sweep.map(|(sweep, _)| sweep);
         let ending = self.train(job, device.clone(), Arc::clone(&stop)).await;
         self.service.running_jobs().remove(&id);
 
         if let Err(err) = self.settle(id, ending).await {
             // The job stays `running` in the store and is re-queued at the next start.
             tracing::error!(error = %err, "could not record the end of the job");
+        }
+        if let Some(sweep) = sweep {
+            // A member that paused or ended may complete a rung or end the sweep.
+            self.service.advance_sweep_later(sweep);
         }
     }
 
@@ -130,10 +137,16 @@ impl Worker {
         })
         .await;
         match outcome {
-            Ok(Ok(())) => Ending::Finished(JobStatus::Succeeded, None),
+            Ok(Ok(RunEnd::Completed)) => Ending::Finished(JobStatus::Succeeded, None),
+            Ok(Ok(RunEnd::Paused)) => Ending::Paused,
             Ok(Err(RunError::Train(TrainError::Stopped { .. }))) => {
-                match self.service.store().cancel_requested(id).await {
-                    Ok(true) => Ending::Finished(JobStatus::Canceled, None),
+                match self.service.store().job(id).await {
+                    Ok(Some(job)) if job.cancel_requested => {
+                        Ending::Finished(JobStatus::Canceled, None)
+                    }
+                    Ok(Some(job)) if job.stop_early_requested => {
+                        Ending::Finished(JobStatus::StoppedEarly, None)
+                    }
                     _ => Ending::Requeued,
                 }
             }
@@ -165,6 +178,14 @@ impl Worker {
                 self.service.emit(JobEvent::Status {
                     job: id,
                     status: JobStatus::Queued,
+                });
+            }
+            Ending::Paused => {
+                store.pause(id).await?;
+                tracing::info!("sweep member paused at its early-stopping rung");
+                self.service.emit(JobEvent::Status {
+                    job: id,
+                    status: JobStatus::Paused,
                 });
             }
             Ending::Finished(status, error) => {
@@ -223,6 +244,14 @@ impl RunError {
     }
 }
 
+/// How a run that did not fail ended.
+enum RunEnd {
+    /// Every epoch of the plan is done.
+    Completed,
+    /// It stopped at its pause point (`run_until_epoch`) before the last epoch.
+    Paused,
+}
+
 /// Everything a job does off the async runtime: load data, train, report.
 fn run_blocking(
     service: &Service,
@@ -230,7 +259,7 @@ fn run_blocking(
     device: &Device,
     stop: &AtomicBool,
     handle: Handle,
-) -> Result<(), RunError> {
+) -> Result<RunEnd, RunError> {
     // The database is a trust boundary: the spec is checked again, by the same rules.
     let plan = JobPlan::new(job.spec.clone()).map_err(RunError::InvalidSpec)?;
     let data = service.0.datasets.load(plan.spec().limits(), device)?;
@@ -248,26 +277,34 @@ fn run_blocking(
     let mut observer = JobObserver {
         service,
         job: job.id,
+        sweep: job.sweep.map(|(sweep, _)| sweep),
         handle,
         last_write: None,
     };
-    train::train(
+    let summary = train::train(
         RunSpec {
             plan: plan.train(),
             data: &data,
             device,
             checkpoint_dir: Some(&checkpoint_dir),
             stop,
+            until_epoch: job.run_until_epoch,
         },
         &mut observer,
     )?;
-    Ok(())
+    Ok(if summary.epochs_done < plan.spec().epochs {
+        RunEnd::Paused
+    } else {
+        RunEnd::Completed
+    })
 }
 
 /// Streams a run's progress and epochs into the store and to SSE clients.
 struct JobObserver<'a> {
     service: &'a Service,
     job: JobId,
+    /// The sweep the job is a member of: told of every stored epoch.
+    sweep: Option<crate::sweep::SweepId>,
     handle: Handle,
     last_write: Option<Instant>,
 }
@@ -321,6 +358,9 @@ impl TrainObserver for JobObserver<'_> {
             job: self.job,
             metrics: report.metrics.clone(),
         });
+        if let Some(sweep) = self.sweep {
+            self.service.advance_sweep_later(sweep);
+        }
         Ok(())
     }
 }

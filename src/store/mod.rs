@@ -15,10 +15,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use records::{
-    CancelOutcome, DeleteOutcome, JobFilter, JobRecord, MetricSummary, NewJob, Submitted,
+    CancelOutcome, DeleteOutcome, JobFilter, JobRecord, MemberUpdate, MetricSummary, NewJob,
+    NewMember, NewSweep, StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepEvent, SweepFilter,
+    SweepRecord, SweepStatus, SweepStep, SweepSubmitted,
 };
 
 use crate::job::{JobError, JobId, JobStatus};
+use crate::sweep::SweepId;
 use crate::train::{EpochMetrics, EpochReport, StepRecord};
 
 /// A shared handle on the job store.
@@ -41,6 +44,8 @@ pub enum StoreError {
     Sqlx(#[from] sqlx::Error),
     #[error("stored data of job {job} is unreadable: {detail}")]
     Corrupt { job: JobId, detail: String },
+    #[error("stored data of sweep {sweep} is unreadable: {detail}")]
+    CorruptSweep { sweep: SweepId, detail: String },
     #[error("could not encode JSON: {0}")]
     Encode(#[source] serde_json::Error),
 }
@@ -74,6 +79,9 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn requeue_abandoned(&self) -> Result<Vec<JobId>, StoreError>;
     /// Puts one running job back in the queue (graceful shutdown).
     async fn requeue(&self, id: JobId) -> Result<(), StoreError>;
+    /// A running sweep member reached its pause point: `paused`, off the workers, until its
+    /// sweep continues it.
+    async fn pause(&self, id: JobId) -> Result<(), StoreError>;
     /// Ends a running job with `status` and, for failures, its error.
     async fn finish(
         &self,
@@ -81,7 +89,7 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         status: JobStatus,
         error: Option<&JobError>,
     ) -> Result<(), StoreError>;
-    /// Cancels a queued job at once, or flags a running one for its worker.
+    /// Cancels a queued or paused job at once, or flags a running one for its worker.
     async fn cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError>;
     /// Whether a cancel was requested for this job.
     async fn cancel_requested(&self, id: JobId) -> Result<bool, StoreError>;
@@ -108,6 +116,35 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         &self,
         ids: &[JobId],
     ) -> Result<HashMap<JobId, MetricSummary>, StoreError>;
+
+    /// Inserts a sweep and all its member jobs atomically, or with an idempotency key seen
+    /// before returns the first sweep.
+    async fn submit_sweep(&self, sweep: NewSweep<'_>) -> Result<SweepSubmitted, StoreError>;
+    /// One sweep by id.
+    async fn sweep(&self, id: SweepId) -> Result<Option<SweepRecord>, StoreError>;
+    /// A page of sweeps, newest first, and how many there are in all.
+    async fn list_sweeps(
+        &self,
+        filter: &SweepFilter,
+    ) -> Result<(Vec<SweepRecord>, i64), StoreError>;
+    /// Sweeps not finished yet (their coordinators resume after a restart).
+    async fn unfinished_sweeps(&self) -> Result<Vec<SweepId>, StoreError>;
+    /// Every member job of a sweep, by id.
+    async fn sweep_members(&self, id: SweepId) -> Result<Vec<JobRecord>, StoreError>;
+    /// Every stored epoch of every member of a sweep.
+    async fn sweep_metrics(
+        &self,
+        id: SweepId,
+    ) -> Result<HashMap<JobId, Vec<EpochMetrics>>, StoreError>;
+    /// The sweep's early-stopping log, in order.
+    async fn sweep_events(&self, id: SweepId) -> Result<Vec<StoredSweepEvent>, StoreError>;
+    /// Applies one coordinator step atomically; `false` (nothing written) when the log
+    /// has grown since `step.next_seq`.
+    async fn apply_sweep_step(&self, step: SweepStep<'_>) -> Result<bool, StoreError>;
+    /// Marks a sweep canceled-on-request; `None` when there is no such sweep.
+    async fn request_sweep_cancel(&self, id: SweepId) -> Result<Option<SweepStatus>, StoreError>;
+    /// Deletes a finished sweep with its members and their metrics.
+    async fn delete_sweep(&self, id: SweepId) -> Result<SweepDeleteOutcome, StoreError>;
 
     /// Checks that the database answers a query that reads its tables.
     async fn ping(&self) -> Result<(), StoreError>;

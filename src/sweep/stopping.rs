@@ -88,12 +88,8 @@ pub(crate) fn resolve_early_stopping(
     check_mode(rule)?;
     let mode = rule.mode();
     Ok(Some(match rule {
-        EarlyStopping::Asha(spec) => {
-            StoppingParams::Asha(resolve_asha(spec, mode, longest)?)
-        }
-        EarlyStopping::Median(spec) => {
-            StoppingParams::Median(resolve_median(spec, mode, longest)?)
-        }
+        EarlyStopping::Asha(spec) => StoppingParams::Asha(resolve_asha(spec, mode, longest)?),
+        EarlyStopping::Median(spec) => StoppingParams::Median(resolve_median(spec, mode, longest)?),
     }))
 }
 
@@ -167,11 +163,7 @@ fn resolve_asha(spec: &AshaSpec, mode: Mode, longest: u32) -> Result<AshaParams,
     })
 }
 
-fn resolve_median(
-    spec: &MedianSpec,
-    mode: Mode,
-    longest: u32,
-) -> Result<MedianParams, FieldError> {
+fn resolve_median(spec: &MedianSpec, mode: Mode, longest: u32) -> Result<MedianParams, FieldError> {
     if spec.n_startup == 0 {
         return Err(FieldError::new(
             FieldCode::OutOfRange,

@@ -91,6 +91,7 @@ fn run(
             device: &Device::Cpu,
             checkpoint_dir: dir,
             stop,
+            until_epoch: None,
         },
         obs,
     )

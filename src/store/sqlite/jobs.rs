@@ -8,9 +8,10 @@ use crate::job::{FailureCode, JobError, JobId, JobStatus};
 use crate::store::{
     CancelOutcome, DeleteOutcome, JobFilter, JobRecord, NewJob, StoreError, Submitted,
 };
+use crate::sweep::SweepId;
 
 #[derive(Debug, sqlx::FromRow)]
-struct JobRow {
+pub(super) struct JobRow {
     id: i64,
     spec: String,
     warnings: String,
@@ -28,11 +29,23 @@ struct JobRow {
     total_steps: i64,
     progress_epoch: i64,
     progress_step: i64,
+    sweep_id: Option<i64>,
+    sweep_config: Option<i64>,
+    run_until_epoch: Option<i64>,
+    stop_early_requested: bool,
 }
 
-const JOB_COLUMNS: &str = "id, spec, warnings, status, created_at, started_at, finished_at, \
-     updated_at, attempts, worker, device, cancel_requested, error_code, error_message, \
-     total_steps, progress_epoch, progress_step";
+/// A condition on the claim's candidate `j`: it belongs to no sweep, or its sweep has no
+/// concurrency limit, or fewer of its members run than the limit.
+const UNDER_SWEEP_LIMIT: &str = "(j.sweep_id IS NULL OR COALESCE((SELECT s.max_concurrent \
+     FROM sweeps s WHERE s.id = j.sweep_id), -1) < 0 OR (SELECT COUNT(*) FROM jobs r \
+     WHERE r.sweep_id = j.sweep_id AND r.status = 'running') < (SELECT s.max_concurrent \
+     FROM sweeps s WHERE s.id = j.sweep_id))";
+
+pub(super) const JOB_COLUMNS: &str = "id, spec, warnings, status, created_at, started_at, \
+     finished_at, updated_at, attempts, worker, device, cancel_requested, error_code, \
+     error_message, total_steps, progress_epoch, progress_step, sweep_id, sweep_config, \
+     run_until_epoch, stop_early_requested";
 
 impl TryFrom<JobRow> for JobRecord {
     type Error = StoreError;
@@ -52,6 +65,19 @@ impl TryFrom<JobRow> for JobRecord {
                 message: message.unwrap_or_default(),
             }),
         };
+        let sweep = match (row.sweep_id, row.sweep_config) {
+            (Some(sweep), Some(config)) => Some((
+                SweepId::new(sweep),
+                usize::try_from(config).map_err(|e| corrupt("sweep_config", e.to_string()))?,
+            )),
+            (None, None) => None,
+            _ => return Err(corrupt("sweep", "a sweep without a config".to_string())),
+        };
+        let run_until_epoch = row
+            .run_until_epoch
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|e| corrupt("run_until_epoch", e.to_string()))?;
         Ok(JobRecord {
             id,
             spec,
@@ -69,6 +95,9 @@ impl TryFrom<JobRow> for JobRecord {
             total_steps: row.total_steps,
             progress_epoch: row.progress_epoch,
             progress_step: row.progress_step,
+            sweep,
+            run_until_epoch,
+            stop_early_requested: row.stop_early_requested,
         })
     }
 }
@@ -194,7 +223,8 @@ impl SqliteStore {
         Ok(ahead)
     }
 
-    /// One statement, so two workers can never take the same job.
+    /// One statement, so two workers can never take the same job. A sweep's member is only
+    /// taken while fewer than its sweep's `max_concurrent` members run.
     pub(super) async fn claim(
         &self,
         worker: &str,
@@ -204,8 +234,9 @@ impl SqliteStore {
         let row = sqlx::query_as::<_, JobRow>(&format!(
             "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), \
              updated_at = ?, attempts = attempts + 1, worker = ?, device = ? \
-             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
-                         ORDER BY priority DESC, id ASC LIMIT 1) \
+             WHERE id = (SELECT j.id FROM jobs j WHERE j.status = 'queued' \
+                         AND {UNDER_SWEEP_LIMIT} \
+                         ORDER BY j.priority DESC, j.id ASC LIMIT 1) \
              AND status = 'queued' \
              RETURNING {JOB_COLUMNS}"
         ))
@@ -227,6 +258,18 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(ids.into_iter().map(|(id,)| JobId::new(id)).collect())
+    }
+
+    pub(super) async fn pause_one(&self, id: JobId) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'paused', worker = NULL, updated_at = ? \
+             WHERE id = ? AND status = 'running'",
+        )
+        .bind(Utc::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// The job resumes from its last checkpoint when claimed again.
@@ -268,7 +311,7 @@ impl SqliteStore {
         let now = Utc::now();
         let canceled = sqlx::query(
             "UPDATE jobs SET status = 'canceled', cancel_requested = 1, finished_at = ?, \
-             updated_at = ? WHERE id = ? AND status = 'queued'",
+             updated_at = ? WHERE id = ? AND status IN ('queued', 'paused')",
         )
         .bind(now)
         .bind(now)
@@ -304,7 +347,8 @@ impl SqliteStore {
 
     pub(super) async fn delete_job(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {
         let deleted = sqlx::query(
-            "DELETE FROM jobs WHERE id = ? AND status IN ('succeeded', 'failed', 'canceled')",
+            "DELETE FROM jobs WHERE id = ? \
+             AND status IN ('succeeded', 'failed', 'canceled', 'stopped_early')",
         )
         .bind(id)
         .execute(&self.pool)
@@ -369,5 +413,8 @@ fn push_filter(query: &mut QueryBuilder<'_, Sqlite>, filter: &JobFilter) {
     }
     if let Some(name) = &filter.name {
         query.push(" AND name = ").push_bind(name.clone());
+    }
+    if let Some(sweep) = filter.sweep {
+        query.push(" AND sweep_id = ").push_bind(sweep);
     }
 }

@@ -13,7 +13,7 @@ use crate::train::{EpochMetrics, EpochReport, StepRecord};
 const STEP_ROWS_PER_INSERT: usize = 5_000;
 
 #[derive(Debug, sqlx::FromRow)]
-struct EpochRow {
+pub(super) struct EpochRow {
     epoch: i64,
     train_loss: f64,
     train_acc: f64,
@@ -29,7 +29,7 @@ struct EpochRow {
 
 impl EpochRow {
     /// The metrics of this row; an epoch number no u32 can hold was never written by lrlab.
-    fn into_metrics(self, job: JobId) -> Result<EpochMetrics, StoreError> {
+    pub(super) fn into_metrics(self, job: JobId) -> Result<EpochMetrics, StoreError> {
         let row = self;
         Ok(EpochMetrics {
             epoch: u32::try_from(row.epoch).map_err(|_| {

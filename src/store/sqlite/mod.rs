@@ -2,6 +2,7 @@
 
 mod jobs;
 mod metrics;
+mod sweeps;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -12,10 +13,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use super::{
-    CancelOutcome, DeleteOutcome, JobFilter, JobRecord, JobStore, MetricSummary, NewJob,
-    StoreError, Submitted,
+    CancelOutcome, DeleteOutcome, JobFilter, JobRecord, JobStore, MetricSummary, NewJob, NewSweep,
+    StoreError, StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord,
+    SweepStatus, SweepStep, SweepSubmitted,
 };
 use crate::job::{JobError, JobId, JobStatus};
+use crate::sweep::SweepId;
 use crate::train::{EpochMetrics, EpochReport, StepRecord};
 
 /// How long a statement waits for another connection's write lock before failing.
@@ -45,17 +48,25 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .busy_timeout(BUSY_TIMEOUT);
+        let open_error = |source| StoreError::Open {
+            url: url.to_string(),
+            source,
+        };
+        // Migrations run with foreign keys off: rebuilding a table (the only way to change
+        // a constraint in SQLite) must not cascade-delete the rows that point at it.
+        let migrations = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone().foreign_keys(false))
+            .await
+            .map_err(open_error)?;
+        sqlx::migrate!("./migrations/sqlite").run(&migrations).await?;
+        migrations.close().await;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.foreign_keys(true))
             .await
-            .map_err(|source| StoreError::Open {
-                url: url.to_string(),
-                source,
-            })?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            .map_err(open_error)?;
         Ok(SqliteStore { pool })
     }
 }
@@ -87,6 +98,9 @@ impl JobStore for SqliteStore {
     }
     async fn requeue(&self, id: JobId) -> Result<(), StoreError> {
         self.requeue_one(id).await
+    }
+    async fn pause(&self, id: JobId) -> Result<(), StoreError> {
+        self.pause_one(id).await
     }
     async fn finish(
         &self,
@@ -131,6 +145,42 @@ impl JobStore for SqliteStore {
         ids: &[JobId],
     ) -> Result<HashMap<JobId, MetricSummary>, StoreError> {
         self.summaries(ids).await
+    }
+    async fn submit_sweep(&self, sweep: NewSweep<'_>) -> Result<SweepSubmitted, StoreError> {
+        self.insert_sweep(sweep).await
+    }
+    async fn sweep(&self, id: SweepId) -> Result<Option<SweepRecord>, StoreError> {
+        self.find_sweep(id).await
+    }
+    async fn list_sweeps(
+        &self,
+        filter: &SweepFilter,
+    ) -> Result<(Vec<SweepRecord>, i64), StoreError> {
+        self.list_sweep_page(filter).await
+    }
+    async fn unfinished_sweeps(&self) -> Result<Vec<SweepId>, StoreError> {
+        self.unfinished().await
+    }
+    async fn sweep_members(&self, id: SweepId) -> Result<Vec<JobRecord>, StoreError> {
+        self.members(id).await
+    }
+    async fn sweep_metrics(
+        &self,
+        id: SweepId,
+    ) -> Result<HashMap<JobId, Vec<EpochMetrics>>, StoreError> {
+        self.member_metrics(id).await
+    }
+    async fn sweep_events(&self, id: SweepId) -> Result<Vec<StoredSweepEvent>, StoreError> {
+        self.events(id).await
+    }
+    async fn apply_sweep_step(&self, step: SweepStep<'_>) -> Result<bool, StoreError> {
+        self.apply_step(step).await
+    }
+    async fn request_sweep_cancel(&self, id: SweepId) -> Result<Option<SweepStatus>, StoreError> {
+        self.flag_sweep_cancel(id).await
+    }
+    async fn delete_sweep(&self, id: SweepId) -> Result<SweepDeleteOutcome, StoreError> {
+        self.remove_sweep(id).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         // Reads the queue index and the last page of the jobs table, so a
