@@ -51,6 +51,7 @@ make_base() {
   # HTTPS from these machines goes through a proxy with its own CA: carry the CAs (/usr/local/share/ca-certificates) into the
   # image, so update-ca-certificates (ca-certificates' postinst) trusts them inside builds.
   # path-exclude mimics the official -slim images (no man pages, docs, locales).
+  # shellcheck disable=SC2016 # the hook expands $1 itself
   mmdebstrap --variant=minbase --quiet \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
