@@ -118,6 +118,8 @@ struct Inner {
     closing: Notify,
     datasets: DatasetCache,
     workers: tokio::sync::Mutex<JoinSet<()>>,
+    /// Why workers could not open their devices (they take no jobs).
+    device_errors: Mutex<Vec<String>>,
     /// One coordinator at a time per sweep in this process (the store refuses a step
     /// computed from a stale log across processes).
     sweep_locks: Mutex<HashMap<crate::sweep::SweepId, Arc<tokio::sync::Mutex<()>>>>,
@@ -142,6 +144,7 @@ impl Service {
             closing: Notify::new(),
             workers: tokio::sync::Mutex::new(JoinSet::new()),
             sweep_locks: Mutex::new(HashMap::new()),
+            device_errors: Mutex::new(Vec::new()),
         }));
         // Sweeps left unfinished by an earlier process pick up where they were.
         service.advance_unfinished_sweeps().await;
@@ -332,6 +335,14 @@ impl Service {
         if !matches!(writable, Ok(Ok(()))) {
             problems.push("the artifacts directory is not writable".to_string());
         }
+        problems.extend(
+            self.0
+                .device_errors
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .iter()
+                .cloned(),
+        );
         problems
     }
 
@@ -411,6 +422,15 @@ impl Service {
             summary,
             queue_position,
         })
+    }
+
+    /// A worker's device could not be opened: readiness reports it.
+    fn device_failed(&self, message: String) {
+        self.0
+            .device_errors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(message);
     }
 
     /// Raises the stop flag of `job` if this process trains it.

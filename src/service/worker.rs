@@ -54,6 +54,8 @@ impl Worker {
             Ok(Ok(device)) => device,
             Ok(Err(err)) => {
                 tracing::error!(worker = %self.name, device = %spec, error = %err, "the worker's device cannot be opened; it takes no jobs");
+                self.service
+                    .device_failed(format!("{}: {spec} cannot be used: {err}", self.name));
                 return;
             }
             Err(err) => {

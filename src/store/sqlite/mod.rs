@@ -60,7 +60,9 @@ impl SqliteStore {
             .connect_with(options.clone().foreign_keys(false))
             .await
             .map_err(open_error)?;
-        sqlx::migrate!("./migrations/sqlite").run(&migrations).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&migrations)
+            .await?;
         migrations.close().await;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
