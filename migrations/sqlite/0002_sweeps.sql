@@ -9,7 +9,6 @@ CREATE TABLE sweeps (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
     name             TEXT    NOT NULL,
     request          TEXT    NOT NULL,
-    plan             TEXT    NOT NULL,
     warnings         TEXT    NOT NULL DEFAULT '[]',
     status           TEXT    NOT NULL DEFAULT 'queued'
                      CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'canceled')),

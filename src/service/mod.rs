@@ -37,6 +37,10 @@ use crate::store::{
 };
 use crate::train::{checkpoint, DeviceSpec, EpochMetrics, StepRecord};
 
+/// How often every unfinished sweep is advanced even without an event (a step that failed
+/// on a busy database is retried then).
+const SWEEP_RECONCILE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How long shutdown waits for running jobs to stop at their next batch.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
@@ -146,8 +150,23 @@ impl Service {
             sweep_locks: Mutex::new(HashMap::new()),
             device_errors: Mutex::new(Vec::new()),
         }));
-        // Sweeps left unfinished by an earlier process pick up where they were.
+        // Sweeps left unfinished by an earlier process pick up where they were; then a
+        // slow sweep of all unfinished sweeps catches anything a failed step left behind.
         service.advance_unfinished_sweeps().await;
+        {
+            let service = service.clone();
+            let mut workers = service.0.workers.lock().await;
+            let reconciler = service.clone();
+            workers.spawn(async move {
+                while !reconciler.is_shutting_down() {
+                    tokio::select! {
+                        () = tokio::time::sleep(SWEEP_RECONCILE) => {}
+                        () = reconciler.closed() => break,
+                    }
+                    reconciler.advance_unfinished_sweeps().await;
+                }
+            });
+        }
         {
             let mut workers = service.0.workers.lock().await;
             for (slot, device) in service.0.config.workers.iter().enumerate() {

@@ -581,9 +581,12 @@ fn plan_step(
             }
             // The sweep ends when no member can make progress: every member has ended or
             // waits at a rung that only further progress could release.
+            let all_decisions: Vec<Decision> =
+                decisions.iter().chain(&new_decisions).copied().collect();
+            let cleared = cleared_rungs(&all_decisions);
             let stuck = members.iter().all(|m| {
                 m.status.is_finished()
-                    || (m.status == JobStatus::Paused && !continued_past(&new_decisions, m))
+                    || (m.status == JobStatus::Paused && !is_cleared(&cleared, m))
             });
             if stuck && !members.is_empty() {
                 feed(
@@ -595,9 +598,9 @@ fn plan_step(
                 )?;
             }
         }
-        for decision in &new_decisions {
-            updates.extend(member_updates(plan, &by_config, decision));
-        }
+        let all_decisions: Vec<Decision> =
+            decisions.iter().chain(&new_decisions).copied().collect();
+        updates.extend(reconcile(plan, members, &all_decisions));
     }
 
     let status = sweep_status(record, members, &updates);
@@ -608,16 +611,55 @@ fn plan_step(
     })
 }
 
-/// Whether a paused member is let past its rung by one of `decisions` (so it will run).
-fn continued_past(decisions: &[Decision], member: &JobRecord) -> bool {
-    let (Some((_, config)), Some(until)) = (member.sweep, member.run_until_epoch) else {
-        return false;
-    };
-    decisions.iter().any(|d| {
-        d.config == config
-            && d.rung_epoch == until
-            && matches!(d.action, sweep::Action::Continue | sweep::Action::Resume)
-    })
+/// Per config, the rungs its members have been let past (a `continue` or `resume` there).
+fn cleared_rungs(decisions: &[Decision]) -> std::collections::HashSet<(usize, u32)> {
+    decisions
+        .iter()
+        .filter(|d| matches!(d.action, sweep::Action::Continue | sweep::Action::Resume))
+        .map(|d| (d.config, d.rung_epoch))
+        .collect()
+}
+
+/// Whether a member's pause point is a rung its config has been let past.
+fn is_cleared(cleared: &std::collections::HashSet<(usize, u32)>, member: &JobRecord) -> bool {
+    match (member.sweep, member.run_until_epoch) {
+        (Some((_, config)), Some(until)) => cleared.contains(&(config, until)),
+        _ => false,
+    }
+}
+
+/// The member updates that make the members agree with every decision taken so far: a
+/// member whose pause point its config has been let past moves on to the next rung; a
+/// member of a stopped config ends. Derived from the whole log rather than from the newest
+/// decisions alone, so an update lost to a crash, or a member that was still stopping when
+/// its config was decided, is caught up at the next step.
+fn reconcile(plan: &SweepPlan, members: &[JobRecord], decisions: &[Decision]) -> Vec<MemberUpdate> {
+    let cleared = cleared_rungs(decisions);
+    let stopped: std::collections::HashSet<usize> = decisions
+        .iter()
+        .filter(|d| d.action == sweep::Action::Stop)
+        .map(|d| d.config)
+        .collect();
+    let mut updates = Vec::new();
+    for member in members.iter().filter(|m| !m.status.is_finished()) {
+        let Some((_, config)) = member.sweep else {
+            continue;
+        };
+        if stopped.contains(&config) {
+            if !member.stop_early_requested {
+                updates.push(MemberUpdate::StopEarly { job: member.id });
+            }
+        } else if let Some(until) = member.run_until_epoch {
+            if cleared.contains(&(config, until)) {
+                let epochs = plan.configs.get(config).map_or(0, |c| c.epochs);
+                updates.push(MemberUpdate::Continue {
+                    job: member.id,
+                    run_until: next_rung(plan, epochs, until),
+                });
+            }
+        }
+    }
+    updates
 }
 
 fn feed(
@@ -699,33 +741,6 @@ fn members_by_config<'a>(
         }
     }
     by_config
-}
-
-/// What a decision does to its config's members.
-fn member_updates(
-    plan: &SweepPlan,
-    by_config: &BTreeMap<usize, Vec<&JobRecord>>,
-    decision: &Decision,
-) -> Vec<MemberUpdate> {
-    let Some(members) = by_config.get(&decision.config) else {
-        return Vec::new();
-    };
-    let epochs = plan
-        .configs
-        .get(decision.config)
-        .map_or(0, |config| config.epochs);
-    members
-        .iter()
-        .filter(|m| !m.status.is_finished())
-        .filter_map(|m| match decision.action {
-            sweep::Action::Continue | sweep::Action::Resume => Some(MemberUpdate::Continue {
-                job: m.id,
-                run_until: next_rung(plan, epochs, decision.rung_epoch),
-            }),
-            sweep::Action::Pause => None,
-            sweep::Action::Stop => Some(MemberUpdate::StopEarly { job: m.id }),
-        })
-        .collect()
 }
 
 /// The sweep's status once `updates` are applied.

@@ -34,8 +34,9 @@ enum Ending {
     Finished(JobStatus, Option<JobError>),
     /// Stopped by shutdown: back to the queue, to resume from its checkpoint.
     Requeued,
-    /// A sweep member reached its pause point (an early-stopping rung).
-    Paused,
+    /// A sweep member reached its pause point (an early-stopping rung) after this many
+    /// epochs.
+    Paused(u32),
 }
 
 impl Worker {
@@ -140,7 +141,7 @@ impl Worker {
         .await;
         match outcome {
             Ok(Ok(RunEnd::Completed)) => Ending::Finished(JobStatus::Succeeded, None),
-            Ok(Ok(RunEnd::Paused)) => Ending::Paused,
+            Ok(Ok(RunEnd::Paused(epochs))) => Ending::Paused(epochs),
             Ok(Err(RunError::Train(TrainError::Stopped { .. }))) => {
                 match self.service.store().job(id).await {
                     Ok(Some(job)) if job.cancel_requested => {
@@ -182,13 +183,20 @@ impl Worker {
                     status: JobStatus::Queued,
                 });
             }
-            Ending::Paused => {
-                store.pause(id).await?;
-                tracing::info!("sweep member paused at its early-stopping rung");
-                self.service.emit(JobEvent::Status {
-                    job: id,
-                    status: JobStatus::Paused,
-                });
+            Ending::Paused(epochs) => {
+                let status = store.pause(id, epochs).await?;
+                tracing::info!(%status, epochs, "sweep member reached its early-stopping rung");
+                self.service.emit(JobEvent::Status { job: id, status });
+                if status.is_finished() {
+                    self.service.emit(JobEvent::Done {
+                        job: id,
+                        status,
+                        error: None,
+                    });
+                } else if status == JobStatus::Queued {
+                    // Its sweep let it past the rung while it was stopping: train on.
+                    self.service.0.wake.notify_waiters();
+                }
             }
             Ending::Finished(status, error) => {
                 store.finish(id, status, error.as_ref()).await?;
@@ -250,8 +258,9 @@ impl RunError {
 enum RunEnd {
     /// Every epoch of the plan is done.
     Completed,
-    /// It stopped at its pause point (`run_until_epoch`) before the last epoch.
-    Paused,
+    /// It stopped at its pause point (`run_until_epoch`) before the last epoch, after this
+    /// many epochs.
+    Paused(u32),
 }
 
 /// Everything a job does off the async runtime: load data, train, report.
@@ -295,7 +304,7 @@ fn run_blocking(
         &mut observer,
     )?;
     Ok(if summary.epochs_done < plan.spec().epochs {
-        RunEnd::Paused
+        RunEnd::Paused(summary.epochs_done)
     } else {
         RunEnd::Completed
     })

@@ -79,9 +79,11 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn requeue_abandoned(&self) -> Result<Vec<JobId>, StoreError>;
     /// Puts one running job back in the queue (graceful shutdown).
     async fn requeue(&self, id: JobId) -> Result<(), StoreError>;
-    /// A running sweep member reached its pause point: `paused`, off the workers, until its
-    /// sweep continues it.
-    async fn pause(&self, id: JobId) -> Result<(), StoreError>;
+    /// A running sweep member stopped at its pause point after `epochs_done` epochs. It
+    /// becomes `paused` (off the workers until its sweep continues it) — unless the sweep
+    /// decided meanwhile: stopped (`stopped_early`), canceled (`canceled`), or moved its pause
+    /// point on (`queued` again). Returns the status it got.
+    async fn pause(&self, id: JobId, epochs_done: u32) -> Result<JobStatus, StoreError>;
     /// Ends a running job with `status` and, for failures, its error.
     async fn finish(
         &self,

@@ -8,5 +8,6 @@ mod job_concurrency;
 mod job_events;
 mod schedules;
 mod support;
+mod sweeps;
 mod train_grad;
 mod train_run;

@@ -67,8 +67,18 @@ pub async fn spawn_app_with(workers: usize, with_data: bool) -> TestApp {
     spawn_app_from(config, dir).await
 }
 
+/// Server logs in test output, filtered by `LRLAB_TEST_LOG` (env-filter syntax; off when unset).
+fn init_test_logs() {
+    let filter = std::env::var("LRLAB_TEST_LOG").unwrap_or_else(|_| "off".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .try_init();
+}
+
 /// Starts a server from a configuration whose files live in `dir`.
 pub async fn spawn_app_from(config: AppConfig, dir: TempDir) -> TestApp {
+    init_test_logs();
     let app = App::start(config).await.expect("start the server");
     TestApp {
         app,

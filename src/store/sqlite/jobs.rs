@@ -260,16 +260,33 @@ impl SqliteStore {
         Ok(ids.into_iter().map(|(id,)| JobId::new(id)).collect())
     }
 
-    pub(super) async fn pause_one(&self, id: JobId) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE jobs SET status = 'paused', worker = NULL, updated_at = ? \
-             WHERE id = ? AND status = 'running'",
+    pub(super) async fn pause_one(
+        &self,
+        id: JobId,
+        epochs_done: u32,
+    ) -> Result<JobStatus, StoreError> {
+        let now = Utc::now();
+        let row = sqlx::query_as::<_, (JobStatus,)>(
+            "UPDATE jobs SET worker = NULL, updated_at = ?, \
+             status = CASE \
+                 WHEN cancel_requested THEN 'canceled' \
+                 WHEN stop_early_requested THEN 'stopped_early' \
+                 WHEN run_until_epoch IS NOT NULL AND run_until_epoch <= ? THEN 'paused' \
+                 ELSE 'queued' END, \
+             finished_at = CASE WHEN cancel_requested OR stop_early_requested THEN ? \
+                 ELSE finished_at END \
+             WHERE id = ? AND status = 'running' RETURNING status",
         )
-        .bind(Utc::now())
+        .bind(now)
+        .bind(i64::from(epochs_done))
+        .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(())
+        match row {
+            Some((status,)) => Ok(status),
+            None => Ok(self.job_status(id).await?.unwrap_or(JobStatus::Paused)),
+        }
     }
 
     /// The job resumes from its last checkpoint when claimed again.

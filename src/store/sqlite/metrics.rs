@@ -59,7 +59,7 @@ impl SqliteStore {
         report: &EpochReport,
     ) -> Result<(), StoreError> {
         let m = &report.metrics;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT OR REPLACE INTO epoch_metrics (job_id, epoch, train_loss, train_acc, test_loss, \
              test_acc, lr, lr_min, lr_max, seconds, eval_seconds, examples_per_sec) \

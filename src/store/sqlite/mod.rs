@@ -22,6 +22,10 @@ use crate::sweep::SweepId;
 use crate::train::{EpochMetrics, EpochReport, StepRecord};
 
 /// How long a statement waits for another connection's write lock before failing.
+///
+/// Multi-statement write transactions begin with `BEGIN IMMEDIATE`: a transaction that
+/// reads first and writes later cannot wait for the lock (SQLite answers "database is
+/// locked" at once to avoid a deadlock), one that takes the write lock up front can.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A pool of connections to one SQLite file.
@@ -101,8 +105,8 @@ impl JobStore for SqliteStore {
     async fn requeue(&self, id: JobId) -> Result<(), StoreError> {
         self.requeue_one(id).await
     }
-    async fn pause(&self, id: JobId) -> Result<(), StoreError> {
-        self.pause_one(id).await
+    async fn pause(&self, id: JobId, epochs_done: u32) -> Result<JobStatus, StoreError> {
+        self.pause_one(id, epochs_done).await
     }
     async fn finish(
         &self,

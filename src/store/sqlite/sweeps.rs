@@ -72,7 +72,7 @@ impl SqliteStore {
         let now = Utc::now();
         let warnings = serde_json::to_string(sweep.warnings).map_err(StoreError::Encode)?;
         let (key, hash) = sweep.idempotency.unzip();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = sqlx::query_as::<_, SweepRow>(&format!(
             "INSERT INTO sweeps (name, request, warnings, status, max_concurrent, \
              idempotency_key, request_hash, created_at, updated_at) \
@@ -267,7 +267,7 @@ impl SqliteStore {
 
     pub(super) async fn apply_step(&self, step: SweepStep<'_>) -> Result<bool, StoreError> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let (length,) =
             sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM sweep_events WHERE sweep_id = ?")
                 .bind(step.sweep)
@@ -333,7 +333,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn remove_sweep(&self, id: SweepId) -> Result<SweepDeleteOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let status = sqlx::query_as::<_, (SweepStatus,)>("SELECT status FROM sweeps WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
