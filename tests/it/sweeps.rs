@@ -330,8 +330,7 @@ async fn asha_stops_hopeless_configs_at_the_rung_and_records_every_decision() {
     let at_rung: Vec<&Value> = decisions.iter().filter(|d| d["rung_epoch"] == 1).collect();
     let best = at_rung
         .iter()
-        .filter(|d| d["config_name"] == "lr=0.05")
-        .last()
+        .rfind(|d| d["config_name"] == "lr=0.05")
         .expect("a decision about lr=0.05");
     assert_eq!(best["action"], "continue", "{decisions:?}");
     for hopeless in ["lr=0.0", "lr=0.001"] {
