@@ -177,9 +177,19 @@ async fn a_cancel_between_the_claim_and_the_start_cancels_the_job_before_any_upd
 #[tokio::test]
 async fn a_running_job_cannot_be_deleted() {
     let app = spawn_app(1).await;
+    let mut events = app.service().subscribe();
     let id = app.submit(&small_job(1000)).await;
-    app.wait_for(id, Duration::from_secs(60), |s| s == "running")
-        .await;
+    let job_id = JobId::new(id);
+    // Epoch 1's checkpoint is written before epoch 2 is trained: a checkpoint to lose.
+    next_event(&mut events, Duration::from_secs(60), |event| {
+        matches!(event, JobEvent::Epoch { job, metrics } if *job == job_id && metrics.epoch >= 2)
+    })
+    .await;
+    let artifacts = app.dir.path().join("artifacts").join(id.to_string());
+    assert!(artifacts
+        .join(lrlab::train::checkpoint::META_FILE)
+        .is_file());
+
     let (status, error) = error_of(app.delete(id).await).await;
     assert_eq!(status, 409, "{error}");
     assert_eq!(error["code"], "job_not_finished");
@@ -189,6 +199,12 @@ async fn a_running_job_cannot_be_deleted() {
     );
     let job = app.job(id).await;
     assert_eq!(job["status"], "running", "the job must be untouched: {job}");
+    assert!(
+        artifacts
+            .join(lrlab::train::checkpoint::META_FILE)
+            .is_file(),
+        "the running job's checkpoint must be kept"
+    );
 
     assert_eq!(app.cancel(id).await.status(), 202);
     assert_eq!(app.wait_finished(id).await["status"], "canceled");
