@@ -297,7 +297,8 @@ pub fn real_fashion_mnist(test: &str) -> Option<PathBuf> {
 pub struct TestService {
     pub service: Service,
     pub store: Store,
-    pub dir: TempDir,
+    /// Holds the database, artifacts and data until the test ends.
+    _dir: TempDir,
 }
 
 /// Starts a service with `workers` CPU workers over a fresh SQLite file (wrapped by `wrap`)
@@ -326,7 +327,7 @@ pub async fn spawn_service(
     TestService {
         service,
         store,
-        dir,
+        _dir: dir,
     }
 }
 
