@@ -6,7 +6,7 @@ use lrlab::preview::{to_csv, Preview};
 use lrlab::schedule::{catalog, Monitor, Schedule, ScheduleSpec, Scheduler, SpecError};
 use serde_json::{json, Value};
 
-use crate::support::spawn_app;
+use crate::support::{error_of, spawn_app};
 
 #[test]
 fn a_request_body_spec_is_parsed_validated_and_previewed() {
@@ -97,12 +97,6 @@ fn assert_close(actual: &Value, expected: &[f64]) {
     for (t, (a, e)) in actual.iter().zip(expected).enumerate() {
         assert!((a - e).abs() < 1e-12, "t={t}: got {a}, expected {e}");
     }
-}
-
-async fn error_of(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.expect("error JSON");
-    (status, body["error"].clone())
 }
 
 #[tokio::test]
