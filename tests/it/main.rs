@@ -4,10 +4,20 @@
 
 mod api_jobs;
 mod crash_recovery;
+mod idempotency;
+mod job_cancel;
 mod job_concurrency;
 mod job_events;
+mod job_queue;
+mod job_results;
+mod openapi;
 mod schedules;
+mod server_connections;
+mod server_guards;
+mod server_health;
+mod service_matches_cli;
 mod support;
 mod sweeps;
 mod train_grad;
 mod train_run;
+mod worker_faults;
