@@ -20,8 +20,8 @@ use crate::job::{JobId, JobStatus, Warning};
 use crate::service::{SweepDecision, SweepDetails, SweepSubmission};
 use crate::store::{SweepFilter, SweepRecord, SweepStatus};
 use crate::sweep::{
-    presets, Action, ConfigBand, ConfigOrigin, Metric, Mode, StoppingParams, Summary, SweepId,
-    SweepRequest,
+    bands_csv, presets, Action, ConfigBand, ConfigOrigin, Metric, Mode, StoppingParams, Summary,
+    SweepId, SweepRequest,
 };
 
 const DEFAULT_PAGE: u32 = 50;
@@ -348,7 +348,7 @@ async fn series(
     if format == "csv" {
         return Ok((
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            series_csv(&bands),
+            bands_csv(&bands),
         )
             .into_response());
     }
@@ -358,38 +358,6 @@ async fn series(
         configs: bands,
     })
     .into_response())
-}
-
-/// `config,epoch,n,mean,std,min,max,ci95_low,ci95_high` rows (empty cells for n = 1).
-fn series_csv(bands: &[ConfigBand]) -> String {
-    let mut csv = String::from("config,epoch,n,mean,std,min,max,ci95_low,ci95_high\n");
-    let opt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
-    for band in bands {
-        let name = csv_field(&band.name);
-        for p in &band.points {
-            csv.push_str(&format!(
-                "{name},{},{},{},{},{},{},{},{}\n",
-                p.epoch,
-                p.n,
-                p.mean,
-                opt(p.std),
-                p.min,
-                p.max,
-                opt(p.ci95.map(|i| i.low)),
-                opt(p.ci95.map(|i| i.high)),
-            ));
-        }
-    }
-    csv
-}
-
-/// A CSV field, quoted when it holds a comma, a quote or a line break.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
 
 #[derive(Debug, Serialize)]
