@@ -5,13 +5,14 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::error::{ApiError, ErrorCode};
+use super::error::ApiError;
+use super::idempotency::{idempotency_key, submitted};
 use super::job_view::JobView;
 use super::json::AppJson;
 use super::query::QueryParams;
@@ -24,8 +25,6 @@ use crate::sweep::SweepId;
 /// Page size of `GET /v1/jobs` when none is asked for, and its maximum.
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 1000;
-/// Longest accepted `Idempotency-Key`.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -48,42 +47,12 @@ async fn submit(
     AppJson(body): AppJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let (status, details, replayed) = match state.service().submit(&body, key.as_deref()).await? {
-        Submission::Created(details) => (StatusCode::CREATED, details, false),
-        Submission::Replayed(details) => (StatusCode::OK, details, true),
+    let (details, replayed) = match state.service().submit(&body, key.as_deref()).await? {
+        Submission::Created(details) => (details, false),
+        Submission::Replayed(details) => (details, true),
     };
     let location = format!("/v1/jobs/{}", details.record.id);
-    let mut response = (status, Json(JobView::from(details))).into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    if replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(response)
-}
-
-pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|key| !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY)
-        .ok_or_else(|| {
-            ApiError::at(
-                ErrorCode::InvalidHeader,
-                "Idempotency-Key",
-                format!(
-                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-                ),
-            )
-        })?;
-    Ok(Some(key.to_string()))
+    Ok(submitted(JobView::from(details), &location, replayed))
 }
 
 /// `GET /v1/jobs/{id}`.
@@ -172,6 +141,7 @@ async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ErrorCode;
 
     #[test]
     fn list_query_accepts_repeated_and_comma_separated_statuses() {

@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod guard;
 mod health;
+mod idempotency;
 mod job_results;
 mod job_view;
 mod jobs;

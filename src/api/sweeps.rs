@@ -3,7 +3,7 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::jobs::idempotency_key;
+use super::idempotency::{idempotency_key, submitted};
 use super::json::AppJson;
 use super::query::QueryParams;
 use super::AppState;
@@ -207,25 +207,16 @@ async fn submit(
     AppJson(request): AppJson<SweepRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let (status, details, replayed) = match state
+    let (details, replayed) = match state
         .service()
         .submit_sweep(&request, key.as_deref())
         .await?
     {
-        SweepSubmission::Created(details) => (StatusCode::CREATED, details, false),
-        SweepSubmission::Replayed(details) => (StatusCode::OK, details, true),
+        SweepSubmission::Created(details) => (details, false),
+        SweepSubmission::Replayed(details) => (details, true),
     };
     let location = format!("/v1/sweeps/{}", details.record.id);
-    let mut response = (status, Json(SweepView::from(details))).into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    if replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(response)
+    Ok(submitted(SweepView::from(details), &location, replayed))
 }
 
 /// `GET /v1/sweeps/{id}`.
