@@ -53,13 +53,36 @@ where
 
 /// Parses `bytes` as JSON into `T`: a syntax error is a 400, a shape error a 422 naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
         ApiError::new(
             ErrorCode::InvalidJson,
             format!("request body is not valid JSON: {err}"),
         )
     })?;
+    integral_floats_to_integers(&mut value);
     from_value(&value)
+}
+
+/// Largest magnitude below which every integer is an exact f64 (2^53).
+const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
+/// Writes `1.0` as `1` everywhere in `value`. JSON Schema (and so openapi.yaml) counts
+/// `1.0` as an integer and JSON has one number type, but serde's integer fields refuse a
+/// number written with a fraction; float fields accept integers, so this changes no
+/// value. Only floats that are exact integers (|x| < 2^53) are rewritten.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(x) = n.as_f64() {
+                if x.fract() == 0.0 && x.abs() < EXACT_INTEGERS {
+                    *n = serde_json::Number::from(x as i64);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 /// Deserializes an already parsed JSON value, naming the offending field on failure (422).
@@ -88,9 +111,9 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[expect(dead_code, reason = "fields exist only to be deserialized")]
     struct Probe {
         steps: u32,
+        #[expect(dead_code, reason = "exists only to be deserialized")]
         inner: Option<Inner>,
     }
 
@@ -139,6 +162,16 @@ mod tests {
     fn wrong_type_names_the_field() {
         let err = parse_json::<Probe>(br#"{"steps": "many"}"#).unwrap_err();
         assert_eq!(unprocessable(err), ("invalid_type", "steps".to_string()));
+    }
+
+    #[test]
+    fn integral_floats_are_integers_and_fractions_stay_refused() {
+        let probe: Probe = parse_json(br#"{"steps": 3.0, "inner": {"lr": 1}}"#).unwrap();
+        assert_eq!(probe.steps, 3);
+        let err = parse_json::<Probe>(br#"{"steps": 3.5}"#).unwrap_err();
+        assert_eq!(unprocessable(err).1, "steps");
+        let err = parse_json::<Probe>(br#"{"steps": 1e300}"#).unwrap_err();
+        assert_eq!(unprocessable(err).1, "steps");
     }
 
     #[test]

@@ -89,6 +89,7 @@ impl Worker {
     async fn run_job(&self, job: JobRecord, device: &Device) {
         let id = job.id;
         tracing::info!(attempt = job.attempts, "job started");
+        crate::observability::job_started();
         let stop = Arc::new(AtomicBool::new(false));
         self.service.running_jobs().insert(id, Arc::clone(&stop));
         // A cancel or shutdown that came between the claim and now: the flag is
@@ -161,6 +162,7 @@ impl Worker {
         match ending {
             Ending::Requeued => {
                 store.requeue(id).await?;
+                crate::observability::job_requeued(&self.name);
                 tracing::info!("job stopped by shutdown; re-queued");
                 self.service.emit(JobEvent::Status {
                     job: id,
@@ -169,6 +171,7 @@ impl Worker {
             }
             Ending::Finished(status, error) => {
                 store.finish(id, status, error.as_ref()).await?;
+                crate::observability::job_finished(&self.name, status);
                 match &error {
                     Some(err) => {
                         tracing::warn!(%status, code = %err.code, message = %err.message, "job ended")
@@ -248,6 +251,7 @@ fn run_blocking(
     let mut observer = JobObserver {
         service,
         job: job.id,
+        worker: job.worker.as_deref().unwrap_or("-"),
         handle,
         last_write: None,
     };
@@ -268,6 +272,7 @@ fn run_blocking(
 struct JobObserver<'a> {
     service: &'a Service,
     job: JobId,
+    worker: &'a str,
     handle: Handle,
     last_write: Option<Instant>,
 }
@@ -317,6 +322,7 @@ impl TrainObserver for JobObserver<'_> {
         }
         self.handle
             .block_on(self.service.store().record_epoch(self.job, report))?;
+        crate::observability::epoch_stored(self.job, self.worker, &report.metrics);
         self.service.emit(JobEvent::Epoch {
             job: self.job,
             metrics: report.metrics.clone(),
