@@ -3,9 +3,13 @@
 //! real `lrlab` binary, and the training engine through its public API.
 
 mod api_jobs;
+mod browser;
+mod compare_charts;
 mod crash_recovery;
 mod job_concurrency;
 mod job_events;
+mod observability;
+mod openapi;
 mod schedules;
 mod support;
 mod train_grad;
