@@ -93,15 +93,24 @@ pub fn install() -> &'static PrometheusHandle {
 fn describe() {
     describe_gauge!(JOBS, "Jobs in the store by status.");
     describe_gauge!(QUEUE_DEPTH, "Jobs waiting to be claimed.");
-    describe_counter!(JOBS_STARTED, "Training runs started (a resumed job counts again).");
+    describe_counter!(
+        JOBS_STARTED,
+        "Training runs started (a resumed job counts again)."
+    );
     describe_counter!(JOBS_FINISHED, "Training runs ended, by final status.");
-    describe_counter!(JOBS_REQUEUED, "Training runs stopped by shutdown and re-queued.");
+    describe_counter!(
+        JOBS_REQUEUED,
+        "Training runs stopped by shutdown and re-queued."
+    );
     describe_counter!(EPOCHS_COMPLETED, "Epochs trained and stored.");
     describe_gauge!(
         WORKER_EXAMPLES_PER_SECOND,
         "Training examples per second of the worker's last epoch; 0 when idle."
     );
-    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by route template, method and status.");
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by route template, method and status."
+    );
     describe_histogram!(
         HTTP_REQUEST_DURATION,
         metrics::Unit::Seconds,
@@ -134,7 +143,8 @@ pub fn job_started() {
 /// A worker stored an epoch of `job`.
 pub fn epoch_stored(job: JobId, worker: &str, metrics: &EpochMetrics) {
     counter!(EPOCHS_COMPLETED).increment(1);
-    gauge!(WORKER_EXAMPLES_PER_SECOND, "worker" => worker.to_string()).set(metrics.examples_per_sec);
+    gauge!(WORKER_EXAMPLES_PER_SECOND, "worker" => worker.to_string())
+        .set(metrics.examples_per_sec);
     tracing::info!(
         job = %job,
         epoch = metrics.epoch,

@@ -319,7 +319,10 @@ mod tests {
             assert_eq!(metric.as_str().parse::<ChartMetric>(), Ok(metric));
         }
         let err = "accuracy".parse::<ChartMetric>().unwrap_err();
-        assert!(err.contains("test_acc") && err.contains("loss_step"), "{err}");
+        assert!(
+            err.contains("test_acc") && err.contains("loss_step"),
+            "{err}"
+        );
     }
 
     #[test]

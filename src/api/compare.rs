@@ -43,9 +43,9 @@ pub(super) fn job_ids(params: &QueryParams) -> Result<Vec<JobId>, ApiError> {
     }
     let mut ids = Vec::with_capacity(words.len());
     for word in words {
-        let id = word.parse::<JobId>().map_err(|_| {
-            ApiError::bad_query("ids", format!("`{word}` in ids is not a job id"))
-        })?;
+        let id = word
+            .parse::<JobId>()
+            .map_err(|_| ApiError::bad_query("ids", format!("`{word}` in ids is not a job id")))?;
         if !ids.contains(&id) {
             ids.push(id);
         }
@@ -165,7 +165,11 @@ mod tests {
             "ids=1.5".to_string(),
             format!("ids={}", fifty_one.join(",")),
         ] {
-            assert_eq!(path(ids(&raw).unwrap_err()).as_deref(), Some("ids"), "{raw}");
+            assert_eq!(
+                path(ids(&raw).unwrap_err()).as_deref(),
+                Some("ids"),
+                "{raw}"
+            );
         }
         assert!(QueryParams::parse(Some(""), &["ids"])
             .and_then(|p| job_ids(&p))

@@ -74,7 +74,7 @@ const ASSETS: &[Asset] = assets![
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
     PAGES
         .iter()
-        .fold(Routes::new(), |routes, page| routes.get(*page, index))
+        .fold(Routes::new(), |routes, page| routes.get(page, index))
         .get("/assets/{*path}", asset)
         .wrap(|router| router.layer(map_response(security_headers)))
 }

@@ -158,7 +158,10 @@ mod tests {
             path_of(parse("flag=yes").unwrap().flag("flag").unwrap_err()).as_deref(),
             Some("flag")
         );
-        let err = parse("limit=11").unwrap().int_in("limit", 3, 1..=10).unwrap_err();
+        let err = parse("limit=11")
+            .unwrap()
+            .int_in("limit", 3, 1..=10)
+            .unwrap_err();
         assert_eq!(path_of(err).as_deref(), Some("limit"));
     }
 

@@ -94,8 +94,12 @@ impl Layout {
                     }
                 }
             }
-            area.draw(&Text::new(label.as_str(), (x + SWATCH + 8, y), font.clone()))
-                .map_err(draw_error)?;
+            area.draw(&Text::new(
+                label.as_str(),
+                (x + SWATCH + 8, y),
+                font.clone(),
+            ))
+            .map_err(draw_error)?;
         }
         Ok(())
     }
@@ -114,7 +118,9 @@ mod tests {
 
     #[test]
     fn twenty_entries_fit_in_half_the_image_in_more_columns() {
-        let labels: Vec<String> = (0..20).map(|i| format!("job {i}: cosine 0.3→0.01 over 20, warm-up 5")).collect();
+        let labels: Vec<String> = (0..20)
+            .map(|i| format!("job {i}: cosine 0.3→0.01 over 20, warm-up 5"))
+            .collect();
         let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
         let layout = Layout::new(&refs, 400, 480);
         assert!(layout.height <= 240, "{layout:?}");

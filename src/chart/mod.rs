@@ -97,6 +97,9 @@ pub fn series_color(index: usize) -> RGBColor {
     PALETTE[index % PALETTE.len()]
 }
 
+/// Values aligned with a series' x values; `None` is a gap.
+pub type Values = Vec<Option<f64>>;
+
 /// One logical series: a line over `x`, a shaded band over `x`, or both. `None` values
 /// are gaps (no data, or a value the axis cannot show, such as 0 on a log scale).
 #[derive(Debug, Clone, PartialEq)]
@@ -106,7 +109,7 @@ pub struct Series {
     /// The line's values, aligned with `x`.
     pub line: Option<Vec<Option<f64>>>,
     /// The band's lower and upper edges, aligned with `x`.
-    pub band: Option<(Vec<Option<f64>>, Vec<Option<f64>>)>,
+    pub band: Option<(Values, Values)>,
     /// Each value holds until the next x (rates per epoch or per update).
     pub stepped: bool,
 }
@@ -300,7 +303,10 @@ impl LineChart {
     {
         let title_size = (f64::from(self.width) / 36.0).clamp(12.0, 22.0);
         let mut chart = ChartBuilder::on(area)
-            .caption(&self.title, ("sans-serif", title_size).into_font().color(&TEXT))
+            .caption(
+                &self.title,
+                ("sans-serif", title_size).into_font().color(&TEXT),
+            )
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(80)

@@ -13,8 +13,10 @@ fn texts(svg: &str) -> Vec<&str> {
 /// Polylines stroked in the first series' colour at `width` (2: a line, 1: a band's edge;
 /// the legend's swatch is 3 wide, the axes are black).
 fn strokes(svg: &str, width: u32) -> usize {
-    svg.matches(&format!("<polyline fill=\"none\" opacity=\"1\" stroke=\"#1F77B4\" stroke-width=\"{width}\""))
-        .count()
+    svg.matches(&format!(
+        "<polyline fill=\"none\" opacity=\"1\" stroke=\"#1F77B4\" stroke-width=\"{width}\""
+    ))
+    .count()
 }
 
 fn xs(n: usize) -> Vec<f64> {
@@ -24,13 +26,27 @@ fn xs(n: usize) -> Vec<f64> {
 #[test]
 fn a_chart_has_its_title_axis_labels_and_a_legend_naming_every_series() {
     let svg = LineChart::new("Test accuracy", "epoch", "accuracy")
-        .push(Series::line("cosine #1", xs(3), vec![Some(0.5), Some(0.7), Some(0.8)]))
-        .push(Series::line("constant #2", xs(3), vec![Some(0.4), Some(0.6), Some(0.65)]))
+        .push(Series::line(
+            "cosine #1",
+            xs(3),
+            vec![Some(0.5), Some(0.7), Some(0.8)],
+        ))
+        .push(Series::line(
+            "constant #2",
+            xs(3),
+            vec![Some(0.4), Some(0.6), Some(0.65)],
+        ))
         .to_svg()
         .unwrap();
     assert!(svg.starts_with("<svg"));
     let texts = texts(&svg);
-    for label in ["Test accuracy", "epoch", "accuracy", "cosine #1", "constant #2"] {
+    for label in [
+        "Test accuracy",
+        "epoch",
+        "accuracy",
+        "cosine #1",
+        "constant #2",
+    ] {
         assert!(texts.contains(&label), "{label} missing from {texts:?}");
     }
     // The two series get the dashboard's first two colours, in the plot and the legend.
@@ -41,7 +57,15 @@ fn a_chart_has_its_title_axis_labels_and_a_legend_naming_every_series() {
 
 #[test]
 fn gaps_split_a_line_and_a_lone_point_is_a_dot() {
-    let y = vec![Some(1.0), Some(2.0), None, Some(3.0), Some(4.0), None, Some(5.0)];
+    let y = vec![
+        Some(1.0),
+        Some(2.0),
+        None,
+        Some(3.0),
+        Some(4.0),
+        None,
+        Some(5.0),
+    ];
     let svg = LineChart::new("t", "x", "y")
         .legend(false)
         .push(Series::line("s", xs(7), y))
@@ -53,7 +77,14 @@ fn gaps_split_a_line_and_a_lone_point_is_a_dot() {
 
 #[test]
 fn log_y_drops_values_it_cannot_show_and_labels_powers_of_ten() {
-    let y = vec![Some(1.0), Some(0.0), Some(0.1), Some(0.01), Some(-1.0), Some(0.001)];
+    let y = vec![
+        Some(1.0),
+        Some(0.0),
+        Some(0.1),
+        Some(0.01),
+        Some(-1.0),
+        Some(0.001),
+    ];
     let chart = LineChart::new("loss", "epoch", "loss")
         .log_y(true)
         .legend(false)
@@ -64,7 +95,9 @@ fn log_y_drops_values_it_cannot_show_and_labels_powers_of_ten() {
     assert_eq!(svg.matches("<circle").count(), 2);
     let texts = texts(&svg);
     assert!(
-        texts.iter().any(|t| t.starts_with("1.00e-3") || *t == "0.001"),
+        texts
+            .iter()
+            .any(|t| t.starts_with("1.00e-3") || *t == "0.001"),
         "{texts:?}"
     );
 }
@@ -80,13 +113,21 @@ fn a_band_is_shaded_under_its_line_and_outlined_without_one() {
         .to_svg()
         .unwrap();
     assert_eq!(with_line.matches("<polygon").count(), 1);
-    assert_eq!((strokes(&with_line, 2), strokes(&with_line, 1)), (1, 0), "the mean line only");
+    assert_eq!(
+        (strokes(&with_line, 2), strokes(&with_line, 1)),
+        (1, 0),
+        "the mean line only"
+    );
     let alone = LineChart::new("t", "x", "y")
         .push(Series::band("lr", x, lo, hi))
         .to_svg()
         .unwrap();
     assert_eq!(alone.matches("<polygon").count(), 1);
-    assert_eq!((strokes(&alone, 2), strokes(&alone, 1)), (0, 2), "both edges");
+    assert_eq!(
+        (strokes(&alone, 2), strokes(&alone, 1)),
+        (0, 2),
+        "both edges"
+    );
 }
 
 #[test]
@@ -115,14 +156,24 @@ fn misaligned_series_are_refused() {
         .push(Series::line("s", xs(3), vec![Some(1.0)]))
         .to_svg()
         .unwrap_err();
-    assert!(matches!(err, ChartError::Misaligned { values: 1, xs: 3, .. }));
+    assert!(matches!(
+        err,
+        ChartError::Misaligned {
+            values: 1,
+            xs: 3,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn the_size_is_bounded_and_used() {
     let chart = LineChart::new("t", "x", "y").size(1, 100_000);
     assert_eq!((chart.width, chart.height), (MIN_SIDE, MAX_SIDE));
-    let svg = LineChart::new("t", "x", "y").size(640, 360).to_svg().unwrap();
+    let svg = LineChart::new("t", "x", "y")
+        .size(640, 360)
+        .to_svg()
+        .unwrap();
     assert!(svg.contains("width=\"640\"") && svg.contains("height=\"360\""));
 }
 
@@ -130,13 +181,20 @@ fn the_size_is_bounded_and_used() {
 fn eleven_series_change_dash_after_ten_colours() {
     let mut chart = LineChart::new("t", "x", "y");
     for i in 0..11 {
-        chart = chart.push(Series::line(format!("s{i}"), xs(2), vec![Some(1.0), Some(i as f64)]));
+        chart = chart.push(Series::line(
+            format!("s{i}"),
+            xs(2),
+            vec![Some(1.0), Some(i as f64)],
+        ));
     }
     assert_eq!(Dash::of(9), Dash::Solid);
     assert_eq!(Dash::of(10), Dash::Dashed);
     assert_eq!(series_color(10), series_color(0));
     let svg = chart.to_svg().unwrap();
-    assert!(strokes(&svg, 2) > 3, "series 0, then series 10 drawn as dashes");
+    assert!(
+        strokes(&svg, 2) > 3,
+        "series 0, then series 10 drawn as dashes"
+    );
 }
 
 #[test]
@@ -149,10 +207,12 @@ fn y_ranges_stay_finite_and_start_at_zero_for_rates() {
         );
         vec![Shapes::new(&series, 0, false)]
     };
-    assert_eq!(linear_y_range(&shapes(&[0.0, f64::MAX]), true), (0.0, f64::MAX));
+    assert_eq!(
+        linear_y_range(&shapes(&[0.0, f64::MAX]), true),
+        (0.0, f64::MAX)
+    );
     let (lo, hi) = linear_y_range(&shapes(&[0.5, 0.9]), false);
     assert!(lo < 0.5 && lo > 0.45 && hi > 0.9 && hi < 0.95, "{lo} {hi}");
     assert_eq!(linear_y_range(&shapes(&[0.3, 0.3]), true).0, 0.0);
     assert_eq!(linear_y_range(&[], false), (0.0, 1.0));
 }
-

@@ -187,7 +187,10 @@ impl Service {
     /// Checks, plans and warns about a job request exactly as [`Service::submit`] does,
     /// storing nothing (a dry run). A seed the request leaves out is drawn here too, so
     /// the plan shows a complete spec; the real submission draws its own.
-    pub fn check(&self, request: &serde_json::Value) -> Result<(JobPlan, Vec<Warning>), ServiceError> {
+    pub fn check(
+        &self,
+        request: &serde_json::Value,
+    ) -> Result<(JobPlan, Vec<Warning>), ServiceError> {
         let plan = JobPlan::from_json(request, || u64::from(rand::random::<u32>()))?;
         let warnings = job_warnings(&plan);
         Ok((plan, warnings))

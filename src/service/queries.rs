@@ -50,7 +50,11 @@ impl JobSteps {
         let mut lr = vec![f64::NAN; len];
         let mut loss = vec![f64::NAN; len];
         for row in rows {
-            let Some(i) = row.step.checked_sub(from).and_then(|i| usize::try_from(i).ok()) else {
+            let Some(i) = row
+                .step
+                .checked_sub(from)
+                .and_then(|i| usize::try_from(i).ok())
+            else {
                 continue;
             };
             if i < len {

@@ -36,7 +36,11 @@ fn binaries() -> Option<(PathBuf, PathBuf)> {
     };
     let chromium = pick(
         "LRLAB_CHROMIUM",
-        &["/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser"],
+        &[
+            "/usr/lib/chromium/chromium",
+            "/usr/bin/chromium",
+            "/usr/bin/chromium-browser",
+        ],
     )?;
     let driver = pick(
         "LRLAB_CHROMEDRIVER",
@@ -86,7 +90,10 @@ async fn start_driver(path: &Path) -> Driver {
                 return driver;
             }
         }
-        assert!(Instant::now() < deadline, "chromedriver did not become ready");
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -239,7 +246,10 @@ impl Session {
 
     async fn assert_no_page_errors(&self, page: &str) {
         let errors = self.page_errors().await;
-        assert!(errors.is_empty(), "{page}: errors in the browser log: {errors:#?}");
+        assert!(
+            errors.is_empty(),
+            "{page}: errors in the browser log: {errors:#?}"
+        );
     }
 
     async fn attr(&self, selector: &str, name: &str) -> Option<String> {
@@ -283,8 +293,12 @@ async fn blocker(app: &TestApp) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_submits_watches_and_compares_jobs_in_chromium() {
     let Some((chromium, driver_path)) = binaries() else {
-        let message = "Chromium or chromedriver is missing (apt-get install chromium chromium-driver)";
-        assert!(std::env::var_os("CI").is_none(), "{message}: the browser test cannot run in CI");
+        let message =
+            "Chromium or chromedriver is missing (apt-get install chromium chromium-driver)";
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{message}: the browser test cannot run in CI"
+        );
         eprintln!("skipping the browser test: {message}");
         return;
     };
@@ -311,7 +325,10 @@ async fn the_dashboard_submits_watches_and_compares_jobs_in_chromium() {
         )
         .await;
     assert_eq!(
-        session.attr("[data-testid=\"preset-cosine_warmup\"]", "aria-pressed").await.as_deref(),
+        session
+            .attr("[data-testid=\"preset-cosine_warmup\"]", "aria-pressed")
+            .await
+            .as_deref(),
         Some("true")
     );
     session.fill("epochs", &EPOCHS.to_string()).await;
@@ -345,7 +362,13 @@ async fn the_dashboard_submits_watches_and_compares_jobs_in_chromium() {
     let shown = session
         .eval("return [...document.querySelectorAll('[data-testid=\"warnings-box\"] [data-code]')].map(w => w.dataset.code)")
         .await;
-    assert!(shown.as_array().unwrap().contains(&json!("schedule_longer_than_job")), "{shown}");
+    assert!(
+        shown
+            .as_array()
+            .unwrap()
+            .contains(&json!("schedule_longer_than_job")),
+        "{shown}"
+    );
     session.screenshot("new-job").await;
     session.assert_no_page_errors("/new").await;
 
@@ -365,7 +388,10 @@ async fn the_dashboard_submits_watches_and_compares_jobs_in_chromium() {
     // ---- the job page: its charts grow over SSE while it trains ----
     session.click("[data-testid=\"submitted-job-link\"]").await;
     session
-        .until("the job page", "return document.querySelector('[data-testid=\"chart-test_acc\"]') !== null")
+        .until(
+            "the job page",
+            "return document.querySelector('[data-testid=\"chart-test_acc\"]') !== null",
+        )
         .await;
     let chart = "[data-testid=\"chart-test_acc\"]";
     session
@@ -376,7 +402,12 @@ async fn the_dashboard_submits_watches_and_compares_jobs_in_chromium() {
         )
         .await;
     // Free the worker: the job starts while its page watches.
-    let response = app.client.post(app.url(&format!("/v1/jobs/{blocker}/cancel"))).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/jobs/{blocker}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert!(response.status().is_success());
     let mut seen = Vec::new();
     let deadline = Instant::now() + WAIT;
@@ -403,7 +434,10 @@ async fn the_dashboard_submits_watches_and_compares_jobs_in_chromium() {
         seen.iter().any(|&p| p > 0 && p < EPOCHS),
         "the chart was seen growing while the job trained, not only complete: {seen:?}"
     );
-    assert_eq!(session.attr(chart, "data-state").await.as_deref(), Some("ready"));
+    assert_eq!(
+        session.attr(chart, "data-state").await.as_deref(),
+        Some("ready")
+    );
     session
         .until(
             "the job to succeed",
@@ -418,10 +452,17 @@ async fn the_dashboard_submits_watches_and_compares_jobs_in_chromium() {
         .await;
     for key in ["train_loss", "train_acc", "test_loss", "lr", "lr_step"] {
         let selector = format!("[data-testid=\"chart-{key}\"]");
-        assert_eq!(session.attr(&selector, "data-state").await.as_deref(), Some("ready"), "{key}");
+        assert_eq!(
+            session.attr(&selector, "data-state").await.as_deref(),
+            Some("ready"),
+            "{key}"
+        );
     }
     assert_eq!(
-        session.attr("[data-testid=\"svg-test_acc\"]", "href").await.as_deref(),
+        session
+            .attr("[data-testid=\"svg-test_acc\"]", "href")
+            .await
+            .as_deref(),
         Some(format!("/v1/jobs/{cosine}/chart.svg?metric=test_acc").as_str())
     );
     session.screenshot("job").await;
@@ -436,7 +477,13 @@ async fn the_dashboard_submits_watches_and_compares_jobs_in_chromium() {
         )
         .await;
     assert_eq!(
-        session.attr(&format!("[data-testid=\"job-row\"][data-job-id=\"{blocker}\"]"), "data-status").await.as_deref(),
+        session
+            .attr(
+                &format!("[data-testid=\"job-row\"][data-job-id=\"{blocker}\"]"),
+                "data-status"
+            )
+            .await
+            .as_deref(),
         Some("canceled")
     );
     session.screenshot("jobs").await;
@@ -453,8 +500,16 @@ async fn the_dashboard_submits_watches_and_compares_jobs_in_chromium() {
             &format!("return document.querySelector('{chart}')?.dataset.state === 'ready' && document.querySelectorAll('[data-testid=\"legend-entry\"]').length === 2"),
         )
         .await;
-    assert_eq!(session.attr(chart, "data-series").await.as_deref(), Some("2"));
-    let points: u64 = session.attr(chart, "data-points").await.unwrap().parse().unwrap();
+    assert_eq!(
+        session.attr(chart, "data-series").await.as_deref(),
+        Some("2")
+    );
+    let points: u64 = session
+        .attr(chart, "data-points")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(points, 3 + EPOCHS, "every epoch of both jobs is drawn");
     let legend = session
         .eval(
@@ -464,17 +519,43 @@ async fn the_dashboard_submits_watches_and_compares_jobs_in_chromium() {
     let legend = legend.as_array().unwrap();
     assert_eq!(legend[0][0], fixed.to_string());
     assert_eq!(legend[1][0], cosine.to_string());
-    assert!(legend[0][1].as_str().unwrap().contains("fixed-0.1"), "{legend:?}");
-    assert!(legend[1][1].as_str().unwrap().contains("cosine-warmup"), "{legend:?}");
-    assert!(legend[1][1].as_str().unwrap().contains("cosine 0.3→0.01 over 20, warm-up 5"), "{legend:?}");
+    assert!(
+        legend[0][1].as_str().unwrap().contains("fixed-0.1"),
+        "{legend:?}"
+    );
+    assert!(
+        legend[1][1].as_str().unwrap().contains("cosine-warmup"),
+        "{legend:?}"
+    );
+    assert!(
+        legend[1][1]
+            .as_str()
+            .unwrap()
+            .contains("cosine 0.3→0.01 over 20, warm-up 5"),
+        "{legend:?}"
+    );
 
     session.click("#logy").await;
     session
-        .until("log y in the URL", "return new URLSearchParams(location.search).get('logy') === '1'")
+        .until(
+            "log y in the URL",
+            "return new URLSearchParams(location.search).get('logy') === '1'",
+        )
         .await;
-    assert_eq!(session.eval("return document.querySelector('#logy').checked").await, true);
-    assert_eq!(session.attr(chart, "data-state").await.as_deref(), Some("ready"));
-    let svg = session.attr("[data-testid=\"svg-test_acc\"]", "href").await.unwrap();
+    assert_eq!(
+        session
+            .eval("return document.querySelector('#logy').checked")
+            .await,
+        true
+    );
+    assert_eq!(
+        session.attr(chart, "data-state").await.as_deref(),
+        Some("ready")
+    );
+    let svg = session
+        .attr("[data-testid=\"svg-test_acc\"]", "href")
+        .await
+        .unwrap();
     assert!(svg.contains("log_y=true"), "{svg}");
     session.screenshot("compare").await;
     session.assert_no_page_errors("/compare").await;

@@ -48,7 +48,10 @@ async fn compare_steps_cuts_every_job_at_the_same_buckets_keeping_extremes() {
     let app = spawn_app(1).await;
     let (long, short) = two_jobs(&app).await;
     let per_epoch = TRAIN_IMAGES.div_ceil(64);
-    assert_eq!(per_epoch, 8, "the arithmetic below assumes 8 updates per epoch");
+    assert_eq!(
+        per_epoch, 8,
+        "the arithmetic below assumes 8 updates per epoch"
+    );
 
     let response = app
         .get(&format!("/v1/compare/steps?ids={long},{short}&buckets=5"))
@@ -61,7 +64,10 @@ async fn compare_steps_cuts_every_job_at_the_same_buckets_keeping_extremes() {
     assert_eq!(body["step"], json!([0, 4, 8, 12]));
     let jobs = body["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 2);
-    assert_eq!((jobs[0]["id"].as_i64(), jobs[1]["id"].as_i64()), (Some(long), Some(short)));
+    assert_eq!(
+        (jobs[0]["id"].as_i64(), jobs[1]["id"].as_i64()),
+        (Some(long), Some(short))
+    );
     assert_eq!(jobs[1]["name"], "short");
 
     // Each bucket's extremes and mean are those of the raw records.
@@ -78,8 +84,16 @@ async fn compare_steps_cuts_every_job_at_the_same_buckets_keeping_extremes() {
             let max = |v: &[f64]| v.iter().copied().reduce(f64::max);
             assert_eq!(column(job, "lr_min")[b], min(&lr), "job {id} bucket {b}");
             assert_eq!(column(job, "lr_max")[b], max(&lr), "job {id} bucket {b}");
-            assert_eq!(column(job, "loss_min")[b], min(&loss), "job {id} bucket {b}");
-            assert_eq!(column(job, "loss_max")[b], max(&loss), "job {id} bucket {b}");
+            assert_eq!(
+                column(job, "loss_min")[b],
+                min(&loss),
+                "job {id} bucket {b}"
+            );
+            assert_eq!(
+                column(job, "loss_max")[b],
+                max(&loss),
+                "job {id} bucket {b}"
+            );
             let mean = (!loss.is_empty()).then(|| loss.iter().sum::<f64>() / loss.len() as f64);
             match (column(job, "loss_mean")[b], mean) {
                 (Some(got), Some(want)) => assert!((got - want).abs() < 1e-12, "{got} {want}"),
@@ -101,7 +115,10 @@ async fn compare_steps_cuts_every_job_at_the_same_buckets_keeping_extremes() {
         .json()
         .await
         .unwrap();
-    assert_eq!((body["buckets"].as_u64(), body["bucket_size"].as_u64()), (Some(8), Some(1)));
+    assert_eq!(
+        (body["buckets"].as_u64(), body["bucket_size"].as_u64()),
+        (Some(8), Some(1))
+    );
     app.shutdown().await;
 }
 
@@ -114,7 +131,10 @@ async fn compare_steps_refuses_bad_parameters_and_names_unknown_jobs() {
     assert_eq!(status, 404);
     assert_eq!(error["code"], "not_found");
     assert_eq!(error["path"], "ids");
-    assert!(error["message"].as_str().unwrap().contains("999"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("999"),
+        "{error}"
+    );
 
     for (query, path) in [
         ("", "ids"),
@@ -126,11 +146,18 @@ async fn compare_steps_refuses_bad_parameters_and_names_unknown_jobs() {
         ("ids=1&bucket=3", "bucket"),
     ] {
         let (status, error) = error_of(app.get(&format!("/v1/compare/steps?{query}")).await).await;
-        assert_eq!((status, error["path"].as_str()), (400, Some(path)), "{query}: {error}");
+        assert_eq!(
+            (status, error["path"].as_str()),
+            (400, Some(path)),
+            "{query}: {error}"
+        );
     }
     let many: Vec<String> = (1..=51).map(|i| i.to_string()).collect();
-    let (status, error) =
-        error_of(app.get(&format!("/v1/compare/steps?ids={}", many.join(","))).await).await;
+    let (status, error) = error_of(
+        app.get(&format!("/v1/compare/steps?ids={}", many.join(",")))
+            .await,
+    )
+    .await;
     assert_eq!((status, error["path"].as_str()), (400, Some("ids")));
 
     // A queued job has no updates yet: no buckets, and no error.
@@ -149,14 +176,27 @@ async fn compare_steps_refuses_bad_parameters_and_names_unknown_jobs() {
 fn texts(svg: &str) -> Vec<String> {
     svg.split("<text")
         .skip(1)
-        .filter_map(|t| Some(t.split_once('>')?.1.split_once("</text>")?.0.trim().replace("&amp;", "&")))
+        .filter_map(|t| {
+            Some(
+                t.split_once('>')?
+                    .1
+                    .split_once("</text>")?
+                    .0
+                    .trim()
+                    .replace("&amp;", "&"),
+            )
+        })
         .collect()
 }
 
 async fn svg(app: &TestApp, path: &str) -> String {
     let response = app.get(path).await;
     assert_eq!(response.status(), 200, "{path}");
-    assert_eq!(response.headers()["content-type"], "image/svg+xml", "{path}");
+    assert_eq!(
+        response.headers()["content-type"],
+        "image/svg+xml",
+        "{path}"
+    );
     assert!(response.headers()["content-security-policy"]
         .to_str()
         .unwrap()
@@ -181,10 +221,29 @@ async fn chart_images_are_titled_labelled_and_name_each_job_and_schedule() {
     }
     assert!(image.contains("<polyline"), "a curve is drawn");
 
-    for metric in ["train_loss", "train_acc", "test_loss", "lr", "lr_step", "loss_step"] {
-        let image = svg(&app, &format!("/v1/jobs/{short}/chart.svg?metric={metric}&log_y=true")).await;
-        let x = if metric.ends_with("_step") { "update" } else { "epoch" };
-        assert!(texts(&image).iter().any(|t| t == x), "{metric}: {:?}", texts(&image));
+    for metric in [
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "lr",
+        "lr_step",
+        "loss_step",
+    ] {
+        let image = svg(
+            &app,
+            &format!("/v1/jobs/{short}/chart.svg?metric={metric}&log_y=true"),
+        )
+        .await;
+        let x = if metric.ends_with("_step") {
+            "update"
+        } else {
+            "epoch"
+        };
+        assert!(
+            texts(&image).iter().any(|t| t == x),
+            "{metric}: {:?}",
+            texts(&image)
+        );
     }
 
     let image = svg(
@@ -194,10 +253,18 @@ async fn chart_images_are_titled_labelled_and_name_each_job_and_schedule() {
     .await;
     assert!(image.contains("width=\"640\"") && image.contains("height=\"400\""));
     let words = texts(&image);
-    assert!(words.contains(&"Learning rate per epoch — 2 jobs".to_string()), "{words:?}");
-    assert!(words.contains(&format!("constant #{long}: constant 0.05")), "{words:?}");
     assert!(
-        words.contains(&format!("short #{short}: cosine 0.1→0.01 over 8 (per update)")),
+        words.contains(&"Learning rate per epoch — 2 jobs".to_string()),
+        "{words:?}"
+    );
+    assert!(
+        words.contains(&format!("constant #{long}: constant 0.05")),
+        "{words:?}"
+    );
+    assert!(
+        words.contains(&format!(
+            "short #{short}: cosine 0.1→0.01 over 8 (per update)"
+        )),
         "{words:?}"
     );
     app.shutdown().await;
@@ -212,19 +279,46 @@ async fn chart_images_refuse_unknown_jobs_metrics_and_sizes_with_the_error_json(
     assert!(texts(&image).contains(&"No data yet".to_string()));
 
     for (path, status, field) in [
-        (format!("/v1/jobs/{id}/chart.svg?metric=accuracy"), 400, Some("metric")),
-        (format!("/v1/jobs/{id}/chart.svg?width=199"), 400, Some("width")),
-        (format!("/v1/jobs/{id}/chart.svg?height=4001"), 400, Some("height")),
-        (format!("/v1/jobs/{id}/chart.svg?log_y=yes"), 400, Some("log_y")),
+        (
+            format!("/v1/jobs/{id}/chart.svg?metric=accuracy"),
+            400,
+            Some("metric"),
+        ),
+        (
+            format!("/v1/jobs/{id}/chart.svg?width=199"),
+            400,
+            Some("width"),
+        ),
+        (
+            format!("/v1/jobs/{id}/chart.svg?height=4001"),
+            400,
+            Some("height"),
+        ),
+        (
+            format!("/v1/jobs/{id}/chart.svg?log_y=yes"),
+            400,
+            Some("log_y"),
+        ),
         ("/v1/jobs/999/chart.svg".to_string(), 404, None),
         (format!("/v1/compare.svg?ids={id},998"), 404, Some("ids")),
         ("/v1/compare.svg".to_string(), 400, Some("ids")),
-        (format!("/v1/compare.svg?ids={id}&metric=lr_stepp"), 400, Some("metric")),
+        (
+            format!("/v1/compare.svg?ids={id}&metric=lr_stepp"),
+            400,
+            Some("metric"),
+        ),
     ] {
         let response = app.get(&path).await;
-        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
         let (got, error) = error_of(response).await;
-        assert_eq!((got, error["path"].as_str()), (status, field), "{path}: {error}");
+        assert_eq!(
+            (got, error["path"].as_str()),
+            (status, field),
+            "{path}: {error}"
+        );
     }
     app.shutdown().await;
 }
@@ -253,7 +347,11 @@ async fn a_dry_run_checks_and_warns_like_a_submission_and_stores_nothing() {
     assert_eq!(dry["spec"]["name"], "cosine-warmup");
     assert_eq!(dry["spec"]["batch_size"], 256, "defaults are filled");
     assert!(dry["spec"]["seed"].is_u64());
-    assert_eq!(dry["total_steps"], 3 * 4, "1000 images in batches of 256, 3 epochs");
+    assert_eq!(
+        dry["total_steps"],
+        3 * 4,
+        "1000 images in batches of 256, 3 epochs"
+    );
     let codes: Vec<&str> = dry["warnings"]
         .as_array()
         .unwrap()
@@ -304,9 +402,14 @@ async fn integral_floats_count_as_integers_and_null_limits_as_absent() {
     assert_eq!(job["spec"]["epochs"], 2);
     assert_eq!(job["spec"]["schedule"]["step_size"], 1);
     assert_eq!(job["spec"]["test_limit"], Value::Null);
-    let (status, error) =
-        error_of(app.post_json("/v1/jobs", &json!({"epochs": 2.5, "schedule": {"kind": "constant", "lr": 0.1}})).await)
-            .await;
+    let (status, error) = error_of(
+        app.post_json(
+            "/v1/jobs",
+            &json!({"epochs": 2.5, "schedule": {"kind": "constant", "lr": 0.1}}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!((status, error["path"].as_str()), (422, Some("epochs")));
     app.shutdown().await;
 }

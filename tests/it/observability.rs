@@ -12,13 +12,22 @@ use serde_json::Value;
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
 }
 
 async fn scrape(app: &crate::support::TestApp) -> String {
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
-    let kind = response.headers()["content-type"].to_str().unwrap().to_string();
+    let kind = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
     response.text().await.unwrap()
 }
@@ -39,8 +48,15 @@ async fn metrics_count_jobs_epochs_and_requests_by_route_template() {
 
     let text = scrape(&app).await;
     // Counted from this server's store at scrape time.
-    assert_eq!(sample(&text, r#"lrlab_jobs{status="queued"}"#), Some(2.0), "{text}");
-    assert_eq!(sample(&text, r#"lrlab_jobs{status="succeeded"}"#), Some(1.0));
+    assert_eq!(
+        sample(&text, r#"lrlab_jobs{status="queued"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"lrlab_jobs{status="succeeded"}"#),
+        Some(1.0)
+    );
     assert_eq!(sample(&text, r#"lrlab_jobs{status="failed"}"#), Some(0.0));
     assert_eq!(sample(&text, "lrlab_queue_depth"), Some(2.0));
     // Counters are per process (other tests' servers add to them): at least ours.
@@ -51,14 +67,19 @@ async fn metrics_count_jobs_epochs_and_requests_by_route_template() {
     let requests = r#"lrlab_http_requests_total{route="/v1/jobs/{id}",method="GET",status="200"}"#;
     assert!(sample(&text, requests) >= Some(3.0), "{text}");
     assert!(
-        sample(&text, r#"lrlab_http_requests_total{route="unmatched",method="GET",status="404"}"#)
-            >= Some(1.0)
+        sample(
+            &text,
+            r#"lrlab_http_requests_total{route="unmatched",method="GET",status="404"}"#
+        ) >= Some(1.0)
     );
     assert!(
         text.contains(r#"lrlab_http_request_duration_seconds_bucket{route="/v1/jobs/{id}",method="GET",le="0.001"}"#),
         "a histogram by route template"
     );
-    assert!(!text.contains(&format!("route=\"/v1/jobs/{id}\"")), "never the raw path");
+    assert!(
+        !text.contains(&format!("route=\"/v1/jobs/{id}\"")),
+        "never the raw path"
+    );
     assert!(text.contains("# TYPE lrlab_http_request_duration_seconds histogram"));
     assert!(text.contains("# HELP lrlab_jobs "));
     app.shutdown().await;
@@ -70,9 +91,19 @@ fn json_logs_of_one_job() -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let data = write_data(dir.path());
     let mut child = Command::new(env!("CARGO_BIN_EXE_lrlab"))
-        .args(["--log-format", "json", "serve", "--bind", "127.0.0.1:0", "--no-download"])
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-download",
+        ])
         .arg("--db")
-        .arg(format!("sqlite://{}", dir.path().join("lrlab.db").display()))
+        .arg(format!(
+            "sqlite://{}",
+            dir.path().join("lrlab.db").display()
+        ))
         .arg("--data-dir")
         .arg(&data)
         .arg("--artifacts-dir")
@@ -104,7 +135,12 @@ fn json_logs_of_one_job() -> Vec<Value> {
             }
         }
     };
-    let message = |entry: &Value| entry["fields"]["message"].as_str().unwrap_or("").to_string();
+    let message = |entry: &Value| {
+        entry["fields"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
     let listening = next(&mut logs, &|e| message(e).contains("listening on http://"));
     let address = listening["fields"]["address"].as_str().unwrap().to_string();
     let client = reqwest::blocking::Client::new();
@@ -127,7 +163,12 @@ fn json_logs_of_one_job() -> Vec<Value> {
 #[test]
 fn logs_have_a_line_per_request_and_per_job_event_with_their_ids() {
     let logs = json_logs_of_one_job();
-    let message = |entry: &Value| entry["fields"]["message"].as_str().unwrap_or("").to_string();
+    let message = |entry: &Value| {
+        entry["fields"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
     let request = logs
         .iter()
         .find(|e| message(e) == "request" && e["fields"]["request_id"] == "log-test-1")

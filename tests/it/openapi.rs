@@ -22,7 +22,11 @@ fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
     match value.get("$ref").and_then(Value::as_str) {
         Some(reference) => {
             let pointer = reference.trim_start_matches('#');
-            resolve(doc, doc.pointer(pointer).unwrap_or_else(|| panic!("dangling {reference}")))
+            resolve(
+                doc,
+                doc.pointer(pointer)
+                    .unwrap_or_else(|| panic!("dangling {reference}")),
+            )
         }
         None => value,
     }
@@ -56,8 +60,14 @@ fn openapi_describes_exactly_the_routes_the_router_serves() {
         .collect();
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let unserved: Vec<_> = documented.difference(&served).collect();
-    assert!(undocumented.is_empty(), "served but not in openapi.yaml: {undocumented:?}");
-    assert!(unserved.is_empty(), "in openapi.yaml but not served: {unserved:?}");
+    assert!(
+        undocumented.is_empty(),
+        "served but not in openapi.yaml: {undocumented:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "in openapi.yaml but not served: {unserved:?}"
+    );
     assert!(served.len() > 20, "the table lists the routes: {served:?}");
 }
 
@@ -66,13 +76,23 @@ fn every_operation_documents_its_parameters_responses_and_examples() {
     let doc = document();
     for (path, item) in doc["paths"].as_object().unwrap() {
         // Every `{name}` of the path is a documented path parameter.
-        let parameters: Vec<&Value> = item["parameters"].as_array().into_iter().flatten().collect();
+        let parameters: Vec<&Value> = item["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
         for method in METHODS {
-            let Some(operation) = item.get(method) else { continue };
+            let Some(operation) = item.get(method) else {
+                continue;
+            };
             let here = format!("{} {path}", method.to_uppercase());
             let mut all = parameters.clone();
             all.extend(operation["parameters"].as_array().into_iter().flatten());
-            for name in path.split('{').skip(1).filter_map(|rest| rest.split('}').next()) {
+            for name in path
+                .split('{')
+                .skip(1)
+                .filter_map(|rest| rest.split('}').next())
+            {
                 assert!(
                     all.iter().any(|p| {
                         let p = resolve(&doc, p);
@@ -83,18 +103,31 @@ fn every_operation_documents_its_parameters_responses_and_examples() {
             }
             for parameter in &all {
                 let parameter = resolve(&doc, parameter);
-                assert!(parameter.get("schema").is_some(), "{here}: {parameter} has no schema");
+                assert!(
+                    parameter.get("schema").is_some(),
+                    "{here}: {parameter} has no schema"
+                );
             }
             assert!(operation.get("summary").is_some(), "{here} has no summary");
-            assert!(operation.get("operationId").is_some(), "{here} has no operationId");
-            let responses = operation["responses"].as_object().unwrap_or_else(|| panic!("{here} has no responses"));
             assert!(
-                responses.keys().any(|code| code.starts_with('2') || code.starts_with('3')),
+                operation.get("operationId").is_some(),
+                "{here} has no operationId"
+            );
+            let responses = operation["responses"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{here} has no responses"));
+            assert!(
+                responses
+                    .keys()
+                    .any(|code| code.starts_with('2') || code.starts_with('3')),
                 "{here} documents no success"
             );
             for (code, response) in responses {
                 let response = resolve(&doc, response);
-                assert!(response.get("description").is_some(), "{here} {code}: no description");
+                assert!(
+                    response.get("description").is_some(),
+                    "{here} {code}: no description"
+                );
                 // `/readyz` answers 503 with its reasons, for orchestrators: not an error body.
                 let readiness = path == "/readyz" && code == "503";
                 if (code.starts_with('4') || code.starts_with('5')) && !readiness {
@@ -121,17 +154,40 @@ fn every_operation_documents_its_parameters_responses_and_examples() {
 fn stable_codes_are_listed_as_enums_where_they_appear() {
     let doc = document();
     let schemas = &doc["components"]["schemas"];
-    let errors: BTreeSet<String> = ErrorCode::all().iter().map(|c| c.as_str().to_string()).collect();
+    let errors: BTreeSet<String> = ErrorCode::all()
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect();
     assert_eq!(
         strings(&schemas["Error"]["properties"]["error"]["properties"]["code"]["enum"]),
         errors,
         "Error.error.code"
     );
-    let warnings: BTreeSet<String> = WarningCode::ALL.iter().map(|c| c.as_str().to_string()).collect();
-    assert_eq!(strings(&schemas["Warning"]["properties"]["code"]["enum"]), warnings, "Warning.code");
-    let failures: BTreeSet<String> = FailureCode::ALL.iter().map(|c| c.as_str().to_string()).collect();
-    assert_eq!(strings(&schemas["JobError"]["properties"]["code"]["enum"]), failures, "JobError.code");
-    let statuses: BTreeSet<String> =
-        lrlab::job::JobStatus::ALL.iter().map(|s| s.as_str().to_string()).collect();
-    assert_eq!(strings(&schemas["JobStatus"]["enum"]), statuses, "JobStatus");
+    let warnings: BTreeSet<String> = WarningCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect();
+    assert_eq!(
+        strings(&schemas["Warning"]["properties"]["code"]["enum"]),
+        warnings,
+        "Warning.code"
+    );
+    let failures: BTreeSet<String> = FailureCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect();
+    assert_eq!(
+        strings(&schemas["JobError"]["properties"]["code"]["enum"]),
+        failures,
+        "JobError.code"
+    );
+    let statuses: BTreeSet<String> = lrlab::job::JobStatus::ALL
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    assert_eq!(
+        strings(&schemas["JobStatus"]["enum"]),
+        statuses,
+        "JobStatus"
+    );
 }
