@@ -65,6 +65,8 @@ common=(
   --suppress-health-check too_slow,filter_too_much,data_too_large
 )
 
+# Hypothesis keeps its own files (Unicode tables, constants) beside schemathesis's, in target/.
+export HYPOTHESIS_STORAGE_DIRECTORY=target/schemathesis/hypothesis
 status=0
 echo "== schemathesis $SCHEMATHESIS_VERSION, default checks"
 st=("$VENV/bin/st" --config-file .ci/schemathesis.toml run)

@@ -95,14 +95,15 @@ impl ChartMetric {
         matches!(self, ChartMetric::Lr | ChartMetric::LrStep)
     }
 
-    fn of(self, row: &EpochMetrics) -> f64 {
+    /// The metric's value in an epoch's row; `None` for the per-update series.
+    fn of(self, row: &EpochMetrics) -> Option<f64> {
         match self {
-            ChartMetric::TestAcc => row.test_acc,
-            ChartMetric::TrainAcc => row.train_acc,
-            ChartMetric::TestLoss => row.test_loss,
-            ChartMetric::TrainLoss => row.train_loss,
-            ChartMetric::Lr | ChartMetric::LrStep => row.lr,
-            ChartMetric::LossStep => row.train_loss,
+            ChartMetric::TestAcc => Some(row.test_acc),
+            ChartMetric::TrainAcc => Some(row.train_acc),
+            ChartMetric::TestLoss => Some(row.test_loss),
+            ChartMetric::TrainLoss => Some(row.train_loss),
+            ChartMetric::Lr => Some(row.lr),
+            ChartMetric::LrStep | ChartMetric::LossStep => None,
         }
     }
 }
@@ -172,7 +173,7 @@ fn legend_label(job: &JobRecord) -> String {
 /// range of rates shaded when it changes within epochs.
 fn epoch_series(metric: ChartMetric, job: &JobRecord, rows: &[EpochMetrics]) -> Series {
     let x = rows.iter().map(|row| f64::from(row.epoch)).collect();
-    let y = rows.iter().map(|row| Some(metric.of(row))).collect();
+    let y = rows.iter().map(|row| metric.of(row)).collect();
     let series = Series::line(legend_label(job), x, y);
     if metric != ChartMetric::Lr {
         return series;

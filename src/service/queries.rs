@@ -118,12 +118,14 @@ impl Service {
                 let page = per_page.min(len - from);
                 let limit = u32::try_from(page).unwrap_or(u32::MAX);
                 let rows = self.store().steps(id, from as u64, limit).await?;
-                let short = rows.len() < page;
                 // Reducing one page costs about as much as decoding its rows: cheap enough
                 // for the runtime; the (large) response is rendered off it by the API.
                 steps.push_page(&rows, from as u64, page, buckets.size);
                 from += page;
-                if short && rows.last().is_none_or(|row| row.step + 1 < from as u64) {
+                // Fewer rows than asked for, all inside this page: nothing comes later.
+                let ended =
+                    rows.len() < page && rows.last().is_none_or(|row| row.step < from as u64);
+                if ended {
                     break;
                 }
             }
