@@ -56,14 +56,39 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// A chromedriver process, stopped on drop.
+/// A chromedriver process, stopped on drop — after ending its browser session, so a
+/// failing test leaves no Chromium behind (killing chromedriver alone orphans it).
 struct Driver {
     child: Child,
+    port: u16,
     url: String,
+    session: Option<String>,
+}
+
+impl Driver {
+    /// `DELETE /session/{id}` over a plain socket: drop cannot await, and a blocking HTTP
+    /// client cannot run inside the test's runtime.
+    fn end_session(&self, session: &str) {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let request = format!(
+            "DELETE /session/{session} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        if stream.write_all(request.as_bytes()).is_ok() {
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
+    }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.end_session(&session);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -79,7 +104,9 @@ async fn start_driver(path: &Path) -> Driver {
         .unwrap_or_else(|err| panic!("cannot start {}: {err}", path.display()));
     let driver = Driver {
         child,
+        port,
         url: format!("http://127.0.0.1:{port}"),
+        session: None,
     };
     let status = format!("{}/status", driver.url);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -304,8 +331,9 @@ async fn the_dashboard_submits_watches_and_compares_jobs_in_chromium() {
     };
     let app = spawn_app(1).await;
     let profile = tempfile::tempdir().expect("a browser profile dir");
-    let driver = start_driver(&driver_path).await;
+    let mut driver = start_driver(&driver_path).await;
     let client = start_browser(&driver, &chromium, profile.path()).await;
+    driver.session = client.session_id().await.expect("a session id");
     let session = Session {
         client,
         driver_url: driver.url.clone(),
@@ -567,6 +595,7 @@ async fn the_dashboard_submits_watches_and_compares_jobs_in_chromium() {
     assert!(image.contains("cosine-warmup") && image.contains("fixed-0.1"));
 
     session.client.close().await.expect("close the browser");
+    driver.session = None;
     drop(driver);
     app.shutdown().await;
 }
