@@ -8,13 +8,17 @@
 //! - [`service`]: the queue workers that run stored jobs with [`train`];
 //! - [`job`]: the job domain (what is submitted, stored and warned about);
 //! - [`preview`]: a schedule's curve as a table, CSV or an SVG chart;
+//! - [`chart`]: SVG line charts (previews, job metrics, comparisons);
+//! - [`observability`]: Prometheus metrics and the job events' log lines;
 //! - [`api`]: the axum HTTP layer over all of the above.
 
 pub mod api;
 pub mod app;
+pub mod chart;
 pub mod cli;
 pub mod data;
 pub mod job;
+pub mod observability;
 pub mod preview;
 pub mod schedule;
 pub mod series;

@@ -7,8 +7,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 
 use super::error::ApiError;
@@ -16,8 +15,9 @@ use super::idempotency::{idempotency_key, submitted};
 use super::job_view::JobView;
 use super::json::AppJson;
 use super::query::QueryParams;
+use super::routes::Routes;
 use super::AppState;
-use crate::job::{JobId, JobStatus};
+use crate::job::{JobId, JobSpec, JobStatus, Warning};
 use crate::service::{Cancellation, Submission};
 use crate::store::JobFilter;
 use crate::sweep::SweepId;
@@ -27,11 +27,13 @@ const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 1000;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/jobs", post(submit).get(list))
-        .route("/v1/jobs/{id}", get(show).delete(delete))
-        .route("/v1/jobs/{id}/cancel", post(cancel))
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .post("/v1/jobs", submit)
+        .get("/v1/jobs", list)
+        .get("/v1/jobs/{id}", show)
+        .delete("/v1/jobs/{id}", delete)
+        .post("/v1/jobs/{id}/cancel", cancel)
 }
 
 /// A job id from the path; anything that is not one is simply not found.
@@ -40,13 +42,37 @@ pub(super) fn job_id(path: Result<Path<JobId>, PathRejection>) -> Result<JobId, 
         .map_err(|_| ApiError::not_found("job"))
 }
 
-/// `POST /v1/jobs`: validate, fill defaults, warn, store, wake a worker.
+/// What a dry run answers: the job as it would be queued, and its warnings.
+#[derive(Debug, Serialize)]
+struct DryRunView {
+    dry_run: bool,
+    /// The normalized spec: every default filled in.
+    spec: JobSpec,
+    warnings: Vec<Warning>,
+    /// Updates the job would make on the full training split (cut by `train_limit`).
+    total_steps: u64,
+}
+
+/// `POST /v1/jobs`: validate, fill defaults, warn, store, wake a worker. With
+/// `?dry_run=true`: validate, fill defaults and warn, store nothing (200, no `Location`).
 async fn submit(
     State(state): State<AppState>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     AppJson(body): AppJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(query.as_deref(), &["dry_run"])?;
     let key = idempotency_key(&headers)?;
+    if params.flag("dry_run")? {
+        let (plan, warnings) = state.service().check(&body)?;
+        let view = DryRunView {
+            dry_run: true,
+            total_steps: plan.total_steps(),
+            spec: plan.into_spec(),
+            warnings,
+        };
+        return Ok(Json(view).into_response());
+    }
     let (details, replayed) = match state.service().submit(&body, key.as_deref()).await? {
         Submission::Created(details) => (details, false),
         Submission::Replayed(details) => (details, true),

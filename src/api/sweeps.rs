@@ -5,16 +5,16 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::error::ApiError;
 use super::idempotency::{idempotency_key, submitted};
-use super::json::AppJson;
+use super::json::OrderedJson;
 use super::query::QueryParams;
+use super::routes::Routes;
 use super::AppState;
 use crate::job::{JobId, JobStatus, Warning};
 use crate::service::{SweepDecision, SweepDetails, SweepSubmission};
@@ -28,14 +28,17 @@ const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 1000;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/sweeps", post(submit).get(list))
-        .route("/v1/sweeps/presets", get(list_presets))
-        .route("/v1/sweeps/{id}", get(show).delete(delete))
-        .route("/v1/sweeps/{id}/cancel", post(cancel))
-        .route("/v1/sweeps/{id}/series", get(series))
-        .route("/v1/sweeps/{id}/decisions", get(decisions))
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .post("/v1/sweeps", submit)
+        .get("/v1/sweeps", list)
+        .get("/v1/sweeps/presets", list_presets)
+        .get("/v1/sweeps/{id}", show)
+        .delete("/v1/sweeps/{id}", delete)
+        .post("/v1/sweeps/{id}/cancel", cancel)
+        .get("/v1/sweeps/{id}/series", series)
+        .get("/v1/sweeps/{id}/decisions", decisions)
+        .get("/v1/sweeps/{id}/chart.svg", chart)
 }
 
 /// A sweep id from the path; anything that is not one is simply not found.
@@ -204,7 +207,7 @@ impl From<SweepDetails> for SweepView {
 async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    AppJson(request): AppJson<SweepRequest>,
+    OrderedJson(request): OrderedJson<SweepRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let (details, replayed) = match state
@@ -418,4 +421,73 @@ async fn list_presets() -> Json<Value> {
         })
         .collect();
     Json(serde_json::json!({ "presets": presets }))
+}
+
+/// `GET /v1/sweeps/{id}/chart.svg?metric=test_acc&band=std|ci&log_y=false&width=&height=`: one
+/// mean line per config over a shaded band (± one standard deviation over the seeds, or the
+/// 95% interval), a legend naming each config and its seeds.
+async fn chart(
+    State(state): State<AppState>,
+    path: Result<Path<SweepId>, PathRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    use super::charts::{DEFAULT_SIZE, MAX_SIDE, MIN_SIDE};
+    let id = sweep_id(path)?;
+    let params = QueryParams::parse(
+        query.as_deref(),
+        &["metric", "band", "log_y", "width", "height"],
+    )?;
+    let ci = match params.get("band").unwrap_or("std") {
+        "std" => false,
+        "ci" => true,
+        other => {
+            return Err(ApiError::bad_query(
+                "band",
+                format!("unknown band `{other}`, expected std or ci"),
+            ))
+        }
+    };
+    let log_y = params.flag("log_y")?;
+    let width = params.int_in("width", DEFAULT_SIZE.0, MIN_SIDE..=MAX_SIDE)?;
+    let height = params.int_in("height", DEFAULT_SIZE.1, MIN_SIDE..=MAX_SIDE)?;
+    let (plan, metric, bands) = state
+        .service()
+        .sweep_series(id, metric_param(&params)?)
+        .await?;
+    let band_name = if ci { "95% interval" } else { "± std" };
+    let title = format!(
+        "{}: {metric} over {} seeds ({band_name})",
+        plan.name,
+        plan.seeds.len()
+    );
+    let y_label = if matches!(metric, Metric::TestAcc | Metric::TrainAcc) {
+        "accuracy"
+    } else {
+        "loss"
+    };
+    let chart = bands.iter().fold(
+        crate::chart::LineChart::new(title, "epoch", y_label)
+            .size(width, height)
+            .log_y(log_y),
+        |chart, band| {
+            let x = band.points.iter().map(|p| f64::from(p.epoch)).collect();
+            let mean = band.points.iter().map(|p| Some(p.mean)).collect();
+            let (lo, hi) = band
+                .points
+                .iter()
+                .map(|p| {
+                    if ci {
+                        (p.ci95.map(|i| i.low), p.ci95.map(|i| i.high))
+                    } else {
+                        (p.std.map(|s| p.mean - s), p.std.map(|s| p.mean + s))
+                    }
+                })
+                .unzip();
+            let seeds = band.points.iter().map(|p| p.n).max().unwrap_or(0);
+            let label = format!("{} (n={seeds})", band.name);
+            chart.push(crate::chart::Series::line(label, x, mean).with_band(lo, hi))
+        },
+    );
+    super::charts::svg_response(&headers, chart).await
 }

@@ -11,6 +11,7 @@
 mod datasets;
 mod error;
 mod events;
+mod queries;
 mod sweeps;
 mod worker;
 
@@ -27,10 +28,11 @@ use tokio::task::JoinSet;
 pub use datasets::{DataConfig, DatasetCache};
 pub use error::ServiceError;
 pub use events::{JobEvent, ProgressEvent, EVENT_BUFFER};
+pub use queries::{JobSteps, StepBuckets};
 pub use sweeps::{SweepDecision, SweepDetails, SweepPage, SweepSubmission};
 pub use worker::FaultHook;
 
-use crate::job::{job_warnings, JobId, JobPlan, JobStatus};
+use crate::job::{job_warnings, JobId, JobPlan, JobStatus, Warning};
 use crate::store::{
     CancelOutcome, DeleteOutcome, JobFilter, JobRecord, MetricSummary, NewJob, Store, StoreError,
     Submitted,
@@ -210,6 +212,18 @@ impl Service {
                 Err(ServiceError::IdempotencyKeyReused { existing })
             }
         }
+    }
+
+    /// Checks, plans and warns about a job request exactly as [`Service::submit`] does,
+    /// storing nothing (a dry run). A seed the request leaves out is drawn here too, so
+    /// the plan shows a complete spec; the real submission draws its own.
+    pub fn check(
+        &self,
+        request: &serde_json::Value,
+    ) -> Result<(JobPlan, Vec<Warning>), ServiceError> {
+        let plan = JobPlan::from_json(request, || u64::from(rand::random::<u32>()))?;
+        let warnings = job_warnings(&plan);
+        Ok((plan, warnings))
     }
 
     /// One job with its metric summary and queue position.

@@ -94,6 +94,7 @@ impl Worker {
     async fn run_job(&self, job: JobRecord, device: &Device) {
         let id = job.id;
         tracing::info!(attempt = job.attempts, "job started");
+        crate::observability::job_started();
         let stop = Arc::new(AtomicBool::new(false));
         self.service.running_jobs().insert(id, Arc::clone(&stop));
         // A cancel or shutdown that came between the claim and now: the flag is
@@ -177,6 +178,7 @@ impl Worker {
         match ending {
             Ending::Requeued => {
                 store.requeue(id).await?;
+                crate::observability::job_requeued(&self.name);
                 tracing::info!("job stopped by shutdown; re-queued");
                 self.service.emit(JobEvent::Status {
                     job: id,
@@ -200,6 +202,7 @@ impl Worker {
             }
             Ending::Finished(status, error) => {
                 store.finish(id, status, error.as_ref()).await?;
+                crate::observability::job_finished(&self.name, status);
                 match &error {
                     Some(err) => {
                         tracing::warn!(%status, code = %err.code, message = %err.message, "job ended")
@@ -289,6 +292,7 @@ fn run_blocking(
         service,
         job: job.id,
         sweep: job.sweep.map(|(sweep, _)| sweep),
+        worker: job.worker.as_deref().unwrap_or("-"),
         handle,
         last_write: None,
     };
@@ -316,6 +320,7 @@ struct JobObserver<'a> {
     job: JobId,
     /// The sweep the job is a member of: told of every stored epoch.
     sweep: Option<crate::sweep::SweepId>,
+    worker: &'a str,
     handle: Handle,
     last_write: Option<Instant>,
 }
@@ -365,6 +370,7 @@ impl TrainObserver for JobObserver<'_> {
         }
         self.handle
             .block_on(self.service.store().record_epoch(self.job, report))?;
+        crate::observability::epoch_stored(self.job, self.worker, &report.metrics);
         self.service.emit(JobEvent::Epoch {
             job: self.job,
             metrics: report.metrics.clone(),

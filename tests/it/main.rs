@@ -3,6 +3,8 @@
 //! real `lrlab` binary, and the training engine through its public API.
 
 mod api_jobs;
+mod browser;
+mod compare_charts;
 mod crash_recovery;
 mod idempotency;
 mod job_cancel;
@@ -10,6 +12,7 @@ mod job_concurrency;
 mod job_events;
 mod job_queue;
 mod job_results;
+mod observability;
 mod openapi;
 mod schedules;
 mod server_connections;
