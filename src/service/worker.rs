@@ -9,9 +9,10 @@ use tracing::Instrument;
 
 use candle_core::Device;
 
+use super::lease::{Heartbeat, HeldJob};
 use super::{JobEvent, ProgressEvent, Service};
 use crate::job::{FailureCode, InvalidJob, JobError, JobId, JobPlan, JobStatus};
-use crate::store::{JobRecord, StoreError};
+use crate::store::{Claim, JobRecord, StoreError, WorkerIdentity};
 use crate::train::{self, DeviceSpec, EpochReport, Progress, RunSpec, TrainError, TrainObserver};
 
 /// A function workers call at the end of every epoch, before storing it (tests use it to
@@ -27,6 +28,7 @@ pub(super) struct Worker {
     service: Service,
     name: String,
     device: DeviceSpec,
+    identity: WorkerIdentity,
 }
 
 /// How a training run ended, as far as the job's status is concerned.
@@ -34,13 +36,17 @@ enum Ending {
     Finished(JobStatus, Option<JobError>),
     /// Stopped by shutdown: back to the queue, to resume from its checkpoint.
     Requeued,
+    /// The lease was lost: the job is someone else's now; write nothing.
+    Lost,
 }
 
 impl Worker {
     pub(super) fn new(service: Service, slot: usize, device: DeviceSpec) -> Self {
+        let name = format!("worker-{slot}");
         Worker {
             service,
-            name: format!("worker-{slot}"),
+            identity: WorkerIdentity::local(&name, device.to_string()),
+            name,
             device,
         }
     }
@@ -60,6 +66,8 @@ impl Worker {
             }
         };
         tracing::info!(worker = %self.name, device = %self.device, "worker started");
+        let lease = self.service.0.config.lease;
+        let mut last_beat: Option<Instant> = None;
         while !self.service.is_shutting_down() {
             // Registered before looking at the queue, so a submission that
             // lands between the claim and the wait is not missed.
@@ -67,14 +75,19 @@ impl Worker {
             match self
                 .service
                 .store()
-                .claim_next(&self.name, &self.device.to_string())
+                .claim_next(&self.identity, lease.ttl)
                 .await
             {
-                Ok(Some(job)) => {
-                    let span = tracing::info_span!("job", id = %job.id, worker = %self.name);
-                    self.run_job(job, &device).instrument(span).await;
+                Ok(Some(claim)) => {
+                    let span = tracing::info_span!("job", id = %claim.job.id, worker = %self.name);
+                    self.run_job(claim, &device).instrument(span).await;
+                    last_beat = None;
                 }
                 Ok(None) => {
+                    if last_beat.is_none_or(|at| at.elapsed() >= lease.heartbeat) {
+                        last_beat = Some(Instant::now());
+                        self.beat(None).await;
+                    }
                     let _ = tokio::time::timeout(IDLE_POLL, woken).await;
                 }
                 Err(err) => {
@@ -83,14 +96,42 @@ impl Worker {
                 }
             }
         }
+        if let Err(err) = self.service.store().worker_stopped(&self.identity).await {
+            tracing::debug!(error = %err, "could not remove the worker from the listing");
+        }
         tracing::info!(worker = %self.name, "worker stopped");
     }
 
-    async fn run_job(&self, job: JobRecord, device: &Device) {
+    /// Tells the `workers` table this worker is alive (and what it trains).
+    async fn beat(&self, job: Option<JobId>) {
+        let ttl = self.service.0.config.lease.ttl;
+        if let Err(err) = self
+            .service
+            .store()
+            .worker_heartbeat(&self.identity, job, ttl)
+            .await
+        {
+            tracing::debug!(error = %err, "could not record the worker's heartbeat");
+        }
+    }
+
+    async fn run_job(&self, claim: Claim, device: &Device) {
+        let Claim { job, lease } = claim;
         let id = job.id;
         tracing::info!(attempt = job.attempts, "job started");
         let stop = Arc::new(AtomicBool::new(false));
         self.service.running_jobs().insert(id, Arc::clone(&stop));
+        let held = Arc::new(HeldJob::new(
+            lease,
+            Arc::clone(&stop),
+            self.service.0.config.lease,
+        ));
+        self.beat(Some(id)).await;
+        let heartbeat = Heartbeat::start(
+            self.service.store().clone(),
+            self.identity.clone(),
+            Arc::clone(&held),
+        );
         // A cancel or shutdown that came between the claim and now: the flag is
         // registered first, then the store is read, so a cancel that set the
         // store's flag before we registered ours is seen here.
@@ -109,26 +150,35 @@ impl Worker {
             status: JobStatus::Running,
         });
 
-        let ending = self.train(job, device.clone(), Arc::clone(&stop)).await;
+        let ending = self.train(job, device.clone(), Arc::clone(&held)).await;
         self.service.running_jobs().remove(&id);
-
-        if let Err(err) = self.settle(id, ending).await {
-            // The job stays `running` in the store and is re-queued at the next start.
-            tracing::error!(error = %err, "could not record the end of the job");
+        // The lease is renewed until the end is stored.
+        let settled = self.settle(&held, ending).await;
+        drop(heartbeat);
+        match settled {
+            Ok(()) => {}
+            Err(StoreError::LeaseLost { .. }) => {}
+            // The job stays `running` in the store until its lease expires; then it is
+            // re-queued and resumes from its last checkpoint.
+            Err(err) => tracing::error!(error = %err, "could not record the end of the job"),
         }
     }
 
     /// Trains the job on a blocking thread and classifies how it ended.
-    async fn train(&self, job: JobRecord, device: Device, stop: Arc<AtomicBool>) -> Ending {
+    async fn train(&self, job: JobRecord, device: Device, held: Arc<HeldJob>) -> Ending {
         let id = job.id;
         let service = self.service.clone();
         let handle = Handle::current();
         let span = tracing::Span::current();
+        let run_held = Arc::clone(&held);
         let outcome = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            run_blocking(&service, &job, &device, &stop, handle)
+            run_blocking(&service, &job, &device, &run_held, handle)
         })
         .await;
+        if held.is_lost() {
+            return Ending::Lost;
+        }
         match outcome {
             Ok(Ok(())) => Ending::Finished(JobStatus::Succeeded, None),
             Ok(Err(RunError::Train(TrainError::Stopped { .. }))) => {
@@ -156,11 +206,16 @@ impl Worker {
         }
     }
 
-    async fn settle(&self, id: JobId, ending: Ending) -> Result<(), StoreError> {
+    /// Stores how the job ended, with the lease (fenced, retried across a database
+    /// restart), then tells event subscribers.
+    async fn settle(&self, held: &HeldJob, ending: Ending) -> Result<(), StoreError> {
         let store = self.service.store();
+        let id = held.lease.job;
         match ending {
+            Ending::Lost => {}
             Ending::Requeued => {
-                store.requeue(id).await?;
+                held.write("the re-queue", || store.release(&held.lease))
+                    .await?;
                 tracing::info!("job stopped by shutdown; re-queued");
                 self.service.emit(JobEvent::Status {
                     job: id,
@@ -168,7 +223,10 @@ impl Worker {
                 });
             }
             Ending::Finished(status, error) => {
-                store.finish(id, status, error.as_ref()).await?;
+                held.write("the end of the job", || {
+                    store.finish(&held.lease, status, error.as_ref())
+                })
+                .await?;
                 match &error {
                     Some(err) => {
                         tracing::warn!(%status, code = %err.code, message = %err.message, "job ended")
@@ -228,18 +286,17 @@ fn run_blocking(
     service: &Service,
     job: &JobRecord,
     device: &Device,
-    stop: &AtomicBool,
+    held: &HeldJob,
     handle: Handle,
 ) -> Result<(), RunError> {
     // The database is a trust boundary: the spec is checked again, by the same rules.
     let plan = JobPlan::new(job.spec.clone()).map_err(RunError::InvalidSpec)?;
     let data = service.0.datasets.load(plan.spec().limits(), device)?;
     let train_len = u64::try_from(data.train_len()).unwrap_or(u64::MAX);
-    handle.block_on(
-        service
-            .store()
-            .set_total_steps(job.id, plan.spec().total_steps(train_len)),
-    )?;
+    let total_steps = plan.spec().total_steps(train_len);
+    handle.block_on(held.write("the job's length", || {
+        service.store().set_total_steps(&held.lease, total_steps)
+    }))?;
     let checkpoint_dir = service.artifacts_dir(job.id);
     std::fs::create_dir_all(&checkpoint_dir).map_err(|source| TrainError::Checkpoint {
         path: checkpoint_dir.clone(),
@@ -248,6 +305,7 @@ fn run_blocking(
     let mut observer = JobObserver {
         service,
         job: job.id,
+        held,
         handle,
         last_write: None,
     };
@@ -257,7 +315,7 @@ fn run_blocking(
             data: &data,
             device,
             checkpoint_dir: Some(&checkpoint_dir),
-            stop,
+            stop: &held.stop,
         },
         &mut observer,
     )?;
@@ -268,6 +326,7 @@ fn run_blocking(
 struct JobObserver<'a> {
     service: &'a Service,
     job: JobId,
+    held: &'a HeldJob,
     handle: Handle,
     last_write: Option<Instant>,
 }
@@ -297,13 +356,15 @@ impl TrainObserver for JobObserver<'_> {
         {
             self.last_write = Some(Instant::now());
             let completed_epochs = p.epoch.saturating_sub(1);
-            if let Err(err) = self.handle.block_on(self.service.store().set_progress(
-                self.job,
+            match self.handle.block_on(self.service.store().set_progress(
+                &self.held.lease,
                 completed_epochs,
                 p.global_step,
             )) {
+                Ok(()) => {}
+                Err(StoreError::LeaseLost { .. }) => self.held.lose(),
                 // Progress is advisory; the epoch rows are what must not be lost.
-                tracing::warn!(error = %err, "could not store progress");
+                Err(err) => tracing::warn!(error = %err, "could not store progress"),
             }
         }
     }
@@ -315,8 +376,11 @@ impl TrainObserver for JobObserver<'_> {
         if let Some(fault) = &self.service.0.config.fault {
             fault(self.job, report.metrics.epoch);
         }
-        self.handle
-            .block_on(self.service.store().record_epoch(self.job, report))?;
+        let store = self.service.store();
+        self.handle.block_on(
+            self.held
+                .write("the epoch", || store.record_epoch(&self.held.lease, report)),
+        )?;
         self.service.emit(JobEvent::Epoch {
             job: self.job,
             metrics: report.metrics.clone(),

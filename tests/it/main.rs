@@ -7,6 +7,8 @@ mod crash_recovery;
 mod job_concurrency;
 mod job_events;
 mod schedules;
+mod store;
 mod support;
+mod test_db;
 mod train_grad;
 mod train_run;

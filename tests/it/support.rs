@@ -1,6 +1,8 @@
 //! Shared harness of the HTTP tests: a real server — built by the same
 //! [`App::start`] as `lrlab serve` — on a loopback port over a real SQLite file
-//! and a small generated data set, all in a temp dir.
+//! and a small generated data set, all in a temp dir. With
+//! `LRLAB_TEST_BACKEND=postgres` the server runs on a fresh PostgreSQL database
+//! instead (see `test_db`), so the whole suite can be run against both backends.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,10 +10,12 @@ use std::time::Duration;
 use lrlab::app::{App, AppConfig, ConnectionLimits};
 use lrlab::job::JobId;
 use lrlab::service::{DataConfig, JobEvent, Service};
-use lrlab::store::Store;
+use lrlab::store::{LeaseConfig, Store};
 use lrlab::train::DeviceSpec;
 use serde_json::{json, Value};
 use tempfile::TempDir;
+
+use crate::test_db::{http_backend_is_postgres, TestDb};
 
 /// Images in the generated training and test splits.
 pub const TRAIN_IMAGES: usize = 512;
@@ -22,6 +26,8 @@ pub struct TestApp {
     pub app: App,
     pub client: reqwest::Client,
     pub dir: TempDir,
+    /// The PostgreSQL database the server runs on, dropped after it.
+    _db: Option<TestDb>,
 }
 
 /// Writes the generated data set into `dir/data` and returns that path.
@@ -45,6 +51,7 @@ pub fn test_config(dir: &Path, workers: usize, data: PathBuf) -> AppConfig {
         },
         allowed_hosts: None,
         limits: ConnectionLimits::default(),
+        lease: LeaseConfig::default(),
     }
 }
 
@@ -67,13 +74,24 @@ pub async fn spawn_app_with(workers: usize, with_data: bool) -> TestApp {
     spawn_app_from(config, dir).await
 }
 
-/// Starts a server from a configuration whose files live in `dir`.
-pub async fn spawn_app_from(config: AppConfig, dir: TempDir) -> TestApp {
+/// Starts a server from a configuration whose files live in `dir`; under
+/// `LRLAB_TEST_BACKEND=postgres` on a fresh PostgreSQL database instead of `config.db`.
+pub async fn spawn_app_from(mut config: AppConfig, dir: TempDir) -> TestApp {
+    let db = if http_backend_is_postgres() {
+        let db = TestDb::postgres()
+            .await
+            .expect("LRLAB_TEST_BACKEND=postgres needs a PostgreSQL server");
+        config.db = db.url.clone();
+        Some(db)
+    } else {
+        None
+    };
     let app = App::start(config).await.expect("start the server");
     TestApp {
         app,
         client: reqwest::Client::new(),
         dir,
+        _db: db,
     }
 }
 

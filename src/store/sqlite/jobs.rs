@@ -1,77 +1,19 @@
-//! Jobs: submission, the queue (claim, requeue), cancellation, deletion, listing.
+//! Jobs: submission, lookup, listing, queue position, cancellation, deletion.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
-use crate::job::{FailureCode, JobError, JobId, JobStatus};
+use crate::job::{JobId, JobStatus};
+use crate::store::rows::JobRow;
 use crate::store::{
     CancelOutcome, DeleteOutcome, JobFilter, JobRecord, NewJob, StoreError, Submitted,
 };
 
-#[derive(Debug, sqlx::FromRow)]
-struct JobRow {
-    id: i64,
-    spec: String,
-    warnings: String,
-    status: JobStatus,
-    created_at: DateTime<Utc>,
-    started_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
-    updated_at: DateTime<Utc>,
-    attempts: i64,
-    worker: Option<String>,
-    device: Option<String>,
-    cancel_requested: bool,
-    error_code: Option<String>,
-    error_message: Option<String>,
-    total_steps: i64,
-    progress_epoch: i64,
-    progress_step: i64,
-}
-
-const JOB_COLUMNS: &str = "id, spec, warnings, status, created_at, started_at, finished_at, \
+pub(super) const JOB_COLUMNS: &str =
+    "id, spec, warnings, status, created_at, started_at, finished_at, \
      updated_at, attempts, worker, device, cancel_requested, error_code, error_message, \
      total_steps, progress_epoch, progress_step";
-
-impl TryFrom<JobRow> for JobRecord {
-    type Error = StoreError;
-
-    fn try_from(row: JobRow) -> Result<Self, StoreError> {
-        let id = JobId::new(row.id);
-        let corrupt = |what: &str, err: String| StoreError::corrupt(id, format!("{what}: {err}"));
-        let spec = serde_json::from_str(&row.spec).map_err(|e| corrupt("spec", e.to_string()))?;
-        let warnings =
-            serde_json::from_str(&row.warnings).map_err(|e| corrupt("warnings", e.to_string()))?;
-        let error = match (row.error_code, row.error_message) {
-            (None, _) => None,
-            (Some(code), message) => Some(JobError {
-                code: code
-                    .parse::<FailureCode>()
-                    .map_err(|e| corrupt("error_code", e))?,
-                message: message.unwrap_or_default(),
-            }),
-        };
-        Ok(JobRecord {
-            id,
-            spec,
-            warnings,
-            status: row.status,
-            created_at: row.created_at,
-            started_at: row.started_at,
-            finished_at: row.finished_at,
-            updated_at: row.updated_at,
-            attempts: row.attempts,
-            worker: row.worker,
-            device: row.device,
-            cancel_requested: row.cancel_requested,
-            error,
-            total_steps: row.total_steps,
-            progress_epoch: row.progress_epoch,
-            progress_step: row.progress_step,
-        })
-    }
-}
 
 impl SqliteStore {
     pub(super) async fn submit_job(&self, job: NewJob<'_>) -> Result<Submitted, StoreError> {
@@ -194,76 +136,6 @@ impl SqliteStore {
         Ok(ahead)
     }
 
-    /// One statement, so two workers can never take the same job.
-    pub(super) async fn claim(
-        &self,
-        worker: &str,
-        device: &str,
-    ) -> Result<Option<JobRecord>, StoreError> {
-        let now = Utc::now();
-        let row = sqlx::query_as::<_, JobRow>(&format!(
-            "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), \
-             updated_at = ?, attempts = attempts + 1, worker = ?, device = ? \
-             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
-                         ORDER BY priority DESC, id ASC LIMIT 1) \
-             AND status = 'queued' \
-             RETURNING {JOB_COLUMNS}"
-        ))
-        .bind(now)
-        .bind(now)
-        .bind(worker)
-        .bind(device)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(JobRecord::try_from).transpose()
-    }
-
-    pub(super) async fn requeue_running(&self) -> Result<Vec<JobId>, StoreError> {
-        let ids = sqlx::query_as::<_, (i64,)>(
-            "UPDATE jobs SET status = 'queued', worker = NULL, updated_at = ? \
-             WHERE status = 'running' RETURNING id",
-        )
-        .bind(Utc::now())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(ids.into_iter().map(|(id,)| JobId::new(id)).collect())
-    }
-
-    /// The job resumes from its last checkpoint when claimed again.
-    pub(super) async fn requeue_one(&self, id: JobId) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE jobs SET status = 'queued', worker = NULL, updated_at = ? \
-             WHERE id = ? AND status = 'running'",
-        )
-        .bind(Utc::now())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub(super) async fn finish_job(
-        &self,
-        id: JobId,
-        status: JobStatus,
-        error: Option<&JobError>,
-    ) -> Result<(), StoreError> {
-        let now = Utc::now();
-        sqlx::query(
-            "UPDATE jobs SET status = ?, finished_at = ?, updated_at = ?, \
-             error_code = ?, error_message = ? WHERE id = ?",
-        )
-        .bind(status)
-        .bind(now)
-        .bind(now)
-        .bind(error.map(|e| e.code.as_str()))
-        .bind(error.map(|e| e.message.as_str()))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     pub(super) async fn cancel_job(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
         let now = Utc::now();
         let canceled = sqlx::query(
@@ -324,37 +196,6 @@ impl SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|(status,)| status))
-    }
-
-    pub(super) async fn write_progress(
-        &self,
-        id: JobId,
-        epoch: u32,
-        step: u64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE jobs SET progress_epoch = ?, progress_step = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(i64::from(epoch))
-        .bind(i64::try_from(step).unwrap_or(i64::MAX))
-        .bind(Utc::now())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub(super) async fn write_total_steps(
-        &self,
-        id: JobId,
-        total_steps: u64,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET total_steps = ? WHERE id = ?")
-            .bind(i64::try_from(total_steps).unwrap_or(i64::MAX))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 }
 
