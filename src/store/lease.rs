@@ -163,18 +163,27 @@ pub fn this_host() -> String {
 /// Whether process `pid` of this machine may still be running.
 ///
 /// Our own pid counts as gone: at start-up nothing of this process holds a lease yet,
-/// so a lease held under our pid is a previous process's (containers reuse pid 1).
-/// Without `/proc` (not Linux) every other process may be alive, and its jobs wait
-/// for their leases to expire.
+/// so a lease held under our pid is a previous process's (containers reuse pid 1). A
+/// zombie (killed, not yet reaped by its parent) is gone too. Without `/proc` (not
+/// Linux) every other process may be alive, and its jobs wait for their leases to
+/// expire. A pid reused by an unrelated process also looks alive: that job, too, waits
+/// for its lease.
 pub fn process_may_be_alive(pid: u32) -> bool {
     if pid == std::process::id() {
         return false;
     }
     let proc = Path::new("/proc");
-    if !proc.join("self").exists() {
+    if !proc.join("self/stat").exists() {
         return true;
     }
-    proc.join(pid.to_string()).exists()
+    match std::fs::read_to_string(proc.join(pid.to_string()).join("stat")) {
+        // `pid (command) state …`: the command may hold spaces and parentheses.
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X')
+        ),
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -194,6 +203,22 @@ mod tests {
     fn this_process_counts_as_gone_and_init_as_alive() {
         assert!(!process_may_be_alive(std::process::id()));
         assert!(process_may_be_alive(1));
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn exited_children_count_as_gone_before_and_after_they_are_reaped() {
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id();
+        // Exited but not reaped: a zombie.
+        while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z"))
+        {
+            std::thread::yield_now();
+        }
+        assert!(!process_may_be_alive(pid), "a zombie is gone");
+        child.wait().expect("reap");
+        assert!(!process_may_be_alive(pid), "a reaped process is gone");
     }
 
     #[test]
