@@ -179,7 +179,8 @@ pub fn process_may_be_alive(pid: u32) -> bool {
     match std::fs::read_to_string(proc.join(pid.to_string()).join("stat")) {
         // `pid (command) state …`: the command may hold spaces and parentheses.
         Ok(stat) => !matches!(
-            stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()),
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
             Some('Z' | 'X')
         ),
         Err(_) => false,

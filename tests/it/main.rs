@@ -6,6 +6,7 @@ mod api_jobs;
 mod crash_recovery;
 mod job_concurrency;
 mod job_events;
+mod leases;
 mod schedules;
 mod store;
 mod support;
