@@ -20,6 +20,9 @@ pub(super) struct HeldJob {
     /// The job's stop flag, checked between batches.
     pub(super) stop: Arc<AtomicBool>,
     lost: AtomicBool,
+    /// The worker is storing the job's end, which ends the lease: a heartbeat refused
+    /// now is expected.
+    settling: AtomicBool,
     /// When the database last confirmed the lease (claim, heartbeat or fenced write).
     confirmed: Mutex<Instant>,
     config: LeaseConfig,
@@ -31,6 +34,7 @@ impl HeldJob {
             lease,
             stop,
             lost: AtomicBool::new(false),
+            settling: AtomicBool::new(false),
             confirmed: Mutex::new(Instant::now()),
             config,
         }
@@ -46,6 +50,11 @@ impl HeldJob {
 
     pub(super) fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Says that the job's end is being stored (its lease ends with it).
+    pub(super) fn begin_settling(&self) {
+        self.settling.store(true, Ordering::SeqCst);
     }
 
     fn confirm(&self) {
@@ -130,7 +139,9 @@ impl Heartbeat {
                         }
                     }
                     Err(StoreError::LeaseLost { .. }) => {
-                        held.lose();
+                        if !held.settling.load(Ordering::SeqCst) {
+                            held.lose();
+                        }
                         return;
                     }
                     Err(err) => {

@@ -153,6 +153,7 @@ impl Worker {
         let ending = self.train(job, device.clone(), Arc::clone(&held)).await;
         self.service.running_jobs().remove(&id);
         // The lease is renewed until the end is stored.
+        held.begin_settling();
         let settled = self.settle(&held, ending).await;
         drop(heartbeat);
         match settled {
