@@ -1,3 +1,4 @@
+-- Numbered 0003: 0002 is the sweeps migration on main.
 -- Leases and workers (docs/QUEUE.md). A running job's row names the worker holding it
 -- (name, host, pid) and its lease: a random token that fences every write of that
 -- worker, and an expiry after which any process may put the job back in the queue.
