@@ -186,6 +186,53 @@ pub fn join(prefix: &str, rest: &str) -> String {
     }
 }
 
+/// Why a JSON document could not be read into a type.
+#[derive(Debug, Error)]
+pub enum JsonError {
+    /// Not JSON at all (a syntax error or a truncated document).
+    #[error(transparent)]
+    Syntax(serde_json::Error),
+    /// JSON of the wrong shape, at a field.
+    #[error(transparent)]
+    Field(FieldError),
+}
+
+/// Deserializes `T` straight from JSON text, so object keys are seen in document order;
+/// errors say whether the text is not JSON or which field has the wrong shape.
+pub fn from_json_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        if err.inner().is_syntax() || err.inner().is_eof() {
+            return JsonError::Syntax(err.into_inner());
+        }
+        let path = err.path().to_string();
+        JsonError::Field(field_error(path, err.inner().to_string()))
+    })?;
+    deserializer.end().map_err(JsonError::Syntax)?;
+    Ok(value)
+}
+
+/// A serde message at `path` (serde_path_to_error's form; `.` is the root) as a field error.
+fn field_error(path: String, message: String) -> FieldError {
+    let parent = if path == "." { String::new() } else { path };
+    let message = message
+        .rsplit_once(" at line ")
+        .map_or(message.as_str(), |(text, _)| text)
+        .to_string();
+    let code = FieldCode::of_serde_message(&message);
+    let path = if code.names_a_field() {
+        match message.split('`').nth(1) {
+            Some(field) if parent != field && !parent.ends_with(&format!(".{field}")) => {
+                join(&parent, field)
+            }
+            _ => parent,
+        }
+    } else {
+        parent
+    };
+    FieldError::new(code, path, message)
+}
+
 /// Deserializes a JSON value into `T`, reporting a failure as a [`FieldError`]
 /// whose path names the offending field (`optimizer.momentum`,
 /// `phases[1].steps`), including the field a `missing field` / `unknown field`
@@ -193,23 +240,6 @@ pub fn join(prefix: &str, rest: &str) -> String {
 pub fn from_json_value<T: serde::de::DeserializeOwned>(
     value: &serde_json::Value,
 ) -> Result<T, FieldError> {
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let parent = match err.path().to_string() {
-            root if root == "." => String::new(),
-            path => path,
-        };
-        let message = err.inner().to_string();
-        let code = FieldCode::of_serde_message(&message);
-        let path = if code.names_a_field() {
-            match message.split('`').nth(1) {
-                Some(field) if parent != field && !parent.ends_with(&format!(".{field}")) => {
-                    join(&parent, field)
-                }
-                _ => parent,
-            }
-        } else {
-            parent
-        };
-        FieldError::new(code, path, message)
-    })
+    serde_path_to_error::deserialize(value)
+        .map_err(|err| field_error(err.path().to_string(), err.inner().to_string()))
 }

@@ -39,6 +39,10 @@ pub enum ErrorCode {
     JobNotFinished,
     /// An `Idempotency-Key` reused with a different request (409).
     IdempotencyKeyReused,
+    /// Cancel of a finished sweep (409).
+    SweepFinished,
+    /// Delete of a sweep that has not finished (409).
+    SweepNotFinished,
     /// A state-changing request from a foreign web page (403).
     ForbiddenOrigin,
     /// A `Host` header this server does not answer to (403).
@@ -66,6 +70,8 @@ impl ErrorCode {
             ErrorCode::JobFinished,
             ErrorCode::JobNotFinished,
             ErrorCode::IdempotencyKeyReused,
+            ErrorCode::SweepFinished,
+            ErrorCode::SweepNotFinished,
             ErrorCode::ForbiddenOrigin,
             ErrorCode::ForbiddenHost,
             ErrorCode::RequestTimeout,
@@ -89,6 +95,8 @@ impl ErrorCode {
             ErrorCode::JobFinished => "job_finished",
             ErrorCode::JobNotFinished => "job_not_finished",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::SweepFinished => "sweep_finished",
+            ErrorCode::SweepNotFinished => "sweep_not_finished",
             ErrorCode::ForbiddenOrigin => "forbidden_origin",
             ErrorCode::ForbiddenHost => "forbidden_host",
             ErrorCode::RequestTimeout => "request_timeout",
@@ -110,7 +118,9 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::JobFinished
             | ErrorCode::JobNotFinished
-            | ErrorCode::IdempotencyKeyReused => StatusCode::CONFLICT,
+            | ErrorCode::IdempotencyKeyReused
+            | ErrorCode::SweepFinished
+            | ErrorCode::SweepNotFinished => StatusCode::CONFLICT,
             ErrorCode::ForbiddenOrigin | ErrorCode::ForbiddenHost => StatusCode::FORBIDDEN,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -246,10 +256,16 @@ impl From<ServiceError> for ApiError {
                 tracing::error!(error = %format!("{:#}", anyhow::Error::from(err)), "a delete was refused");
                 return ApiError::new(ErrorCode::Internal, message);
             }
-            ServiceError::NotFound(_) | ServiceError::NoWeights(_) => ErrorCode::NotFound,
-            ServiceError::IdempotencyKeyReused { .. } => ErrorCode::IdempotencyKeyReused,
+            ServiceError::NotFound(_)
+            | ServiceError::NoWeights(_)
+            | ServiceError::SweepNotFound(_) => ErrorCode::NotFound,
+            ServiceError::IdempotencyKeyReused { .. } | ServiceError::SweepKeyReused { .. } => {
+                ErrorCode::IdempotencyKeyReused
+            }
             ServiceError::AlreadyFinished { .. } => ErrorCode::JobFinished,
             ServiceError::NotFinished { .. } => ErrorCode::JobNotFinished,
+            ServiceError::SweepFinished { .. } => ErrorCode::SweepFinished,
+            ServiceError::SweepNotFinished { .. } => ErrorCode::SweepNotFinished,
         };
         ApiError::new(code, err.to_string())
     }

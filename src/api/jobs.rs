@@ -19,6 +19,7 @@ use super::AppState;
 use crate::job::{JobId, JobStatus};
 use crate::service::{Cancellation, Submission};
 use crate::store::JobFilter;
+use crate::sweep::SweepId;
 
 /// Page size of `GET /v1/jobs` when none is asked for, and its maximum.
 const DEFAULT_PAGE: u32 = 50;
@@ -64,7 +65,7 @@ async fn submit(
     Ok(response)
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -104,7 +105,7 @@ struct JobPageView {
     next_cursor: Option<String>,
 }
 
-/// `GET /v1/jobs?status=queued,running&name=…&limit=50&cursor=…`: newest first.
+/// `GET /v1/jobs?status=queued,running&name=…&sweep=…&limit=50&cursor=…`: newest first.
 async fn list(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -124,7 +125,7 @@ async fn list(
 
 /// Parses the query string of `GET /v1/jobs`; `status` may repeat or hold a comma list.
 fn parse_list_query(query: Option<&str>) -> Result<JobFilter, ApiError> {
-    let params = QueryParams::parse(query, &["status", "name", "limit", "cursor"])?;
+    let params = QueryParams::parse(query, &["status", "name", "sweep", "limit", "cursor"])?;
     let mut statuses = Vec::new();
     for word in params.list("status") {
         let status = word
@@ -137,6 +138,7 @@ fn parse_list_query(query: Option<&str>) -> Result<JobFilter, ApiError> {
     Ok(JobFilter {
         statuses,
         name: params.get("name").map(str::to_string),
+        sweep: params.parse_opt::<SweepId>("sweep", "a sweep id")?,
         before: params.parse_opt::<JobId>("cursor", "a cursor from a previous page")?,
         limit: params.limit(DEFAULT_PAGE, MAX_PAGE)?,
     })

@@ -51,20 +51,17 @@ where
     }
 }
 
-/// Parses `bytes` as JSON into `T`: a syntax error is a 400, a shape error a 422 naming the field.
+/// Parses `bytes` as JSON into `T`: a syntax error is a 400, a shape error a 422 naming the
+/// field. `T` is read straight from the bytes, so object keys keep their order (a sweep's
+/// grid) and a repeated field of a struct is refused rather than silently overwritten.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
-        ApiError::new(
+    crate::validation::from_json_slice(bytes).map_err(|err| match err {
+        crate::validation::JsonError::Syntax(err) => ApiError::new(
             ErrorCode::InvalidJson,
             format!("request body is not valid JSON: {err}"),
-        )
-    })?;
-    from_value(&value)
-}
-
-/// Deserializes an already parsed JSON value, naming the offending field on failure (422).
-pub fn from_value<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, ApiError> {
-    crate::validation::from_json_value(value).map_err(ApiError::from)
+        ),
+        crate::validation::JsonError::Field(field) => field.into(),
+    })
 }
 
 /// `application/json` or any `application/*+json`, with or without parameters.

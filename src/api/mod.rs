@@ -17,6 +17,7 @@ mod jobs;
 mod json;
 mod query;
 mod schedules;
+mod sweeps;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::router())
         .merge(job_results::router())
         .merge(events::router())
+        .merge(sweeps::router())
         .merge(dashboard::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -3,7 +3,7 @@
 //! `lrlab serve` and the integration tests build the server with the same
 //! [`App::start`], so what the tests exercise is what users run. Everything
 //! that can be checked before taking work is checked here, at start-up: the
-//! artifacts directory is writable, every device opens, the database migrates.
+//! artifacts directory is writable and the database migrates.
 
 mod listener;
 
@@ -69,15 +69,9 @@ impl App {
             config.lease.ttl,
             config.lease.heartbeat
         );
-        let mut opened = Vec::new();
-        for device in &config.workers {
-            if !opened.contains(device) {
-                device
-                    .open()
-                    .with_context(|| format!("--device {device} cannot be used"))?;
-                opened.push(*device);
-            }
-        }
+        // Devices are opened by their workers: one that cannot be opened takes no jobs
+        // (they wait in the queue), says why in the log and in /readyz, and the server
+        // keeps serving.
         let store = store::open(&config.db).await?;
         let service = Service::start(
             store.clone(),

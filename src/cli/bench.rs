@@ -250,6 +250,7 @@ pub fn measure(data: &Dataset, args: &BenchArgs) -> anyhow::Result<BenchReport> 
         device: &Device::Cpu,
         checkpoint_dir: None,
         stop: &stop,
+        until_epoch: None,
     };
     let summary = train(spec, &mut collect)?;
     let eval_seconds: f64 = summary.epochs.iter().map(|m| m.eval_seconds).sum();

@@ -10,6 +10,7 @@ pub mod serve;
 pub mod train;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -52,6 +53,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// How long `lrlab serve` waits, once shut down, for blocking threads before it exits
+/// anyway (see [`crate::app::SHUTDOWN_DEADLINE`]).
+const RUNTIME_EXIT_GRACE: Duration = Duration::from_secs(1);
+
 /// Runs a parsed command line; the process exit code says whether it worked.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
@@ -59,7 +64,15 @@ pub fn run(cli: Cli) -> ExitCode {
             .enable_all()
             .build()
             .map_err(anyhow::Error::from)
-            .and_then(|runtime| runtime.block_on(serve::serve(args))),
+            .and_then(|runtime| {
+                let served = runtime.block_on(serve::serve(args));
+                // Dropping a runtime waits for every blocking thread, however long: a
+                // training thread that has not reached its next batch yet (a data download,
+                // a long evaluation) would hold the exit past the shutdown deadline. Its job
+                // is still `running` in the store and is re-queued at the next start.
+                runtime.shutdown_timeout(RUNTIME_EXIT_GRACE);
+                served
+            }),
         Command::Train(args) => train::run_train(args),
         Command::Preview(args) => preview::run_preview(args, &mut std::io::stdout().lock()),
         Command::Bench(args) => bench::run_bench(args),

@@ -139,6 +139,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
             device: &device,
             checkpoint_dir: Some(&args.out),
             stop: &stop,
+            until_epoch: None,
         },
         &mut observer,
     );

@@ -695,13 +695,36 @@ fn synthetic_classes_are_learnable_but_not_by_one_pixel() {
 
 // ---------- the real data, when installed ----------
 
+/// Whether this run is CI's (`CI` set, as `.ci/run` does), which installs the real data.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| !matches!(value.trim(), "" | "0" | "false"))
+}
+
+/// A check that needs the real files or cannot be made: skipped with a note locally, a
+/// failure in CI (where a silent skip would hide a broken install).
+fn cannot_check(what: &str, why: &str) {
+    assert!(!in_ci(), "{what} is required in CI: {why}");
+    eprintln!("note: skipping {what}: {why}");
+}
+
+/// Debian's Fashion-MNIST, or `None` (with [`cannot_check`]) where it is not installed.
+fn debian_files(what: &str) -> Option<&'static Path> {
+    let dir = Path::new(SYSTEM_DIR);
+    if has_all_files(dir) {
+        return Some(dir);
+    }
+    cannot_check(
+        what,
+        &format!("{SYSTEM_DIR} is absent (apt-get install dataset-fashion-mnist)"),
+    );
+    None
+}
+
 #[test]
 fn real_debian_files_load_if_installed() {
-    let dir = Path::new(SYSTEM_DIR);
-    if !has_all_files(dir) {
-        eprintln!("note: {SYSTEM_DIR} absent; skipping the real-data check (apt-get install dataset-fashion-mnist)");
+    let Some(dir) = debian_files("the real-data check") else {
         return;
-    }
+    };
     let limits = Limits {
         train: Some(1000),
         test: None,
@@ -723,11 +746,9 @@ fn real_debian_files_load_if_installed() {
 /// our constants against real bytes without any network.
 #[test]
 fn checksum_constants_match_the_real_files_if_installed() {
-    let dir = Path::new(SYSTEM_DIR);
-    if !has_all_files(dir) {
-        eprintln!("note: {SYSTEM_DIR} absent; skipping the checksum cross-check");
+    let Some(dir) = debian_files("the checksum cross-check") else {
         return;
-    }
+    };
     // Original gzip mtimes of the canonical files (2017-08-31).
     let mtimes = [
         1_504_176_606u32,
@@ -740,9 +761,9 @@ fn checksum_constants_match_the_real_files_if_installed() {
         let debian = fs::read(&path).unwrap();
         // 10-byte header without FNAME: magic, CM=8, FLG=0, MTIME, XFL, OS.
         if debian.len() < 10 || debian[3] != 0 {
-            eprintln!(
-                "note: {} has an unexpected gzip header; skipping",
-                path.display()
+            cannot_check(
+                &format!("the checksum cross-check of {}", file.name),
+                &format!("{} has an unexpected gzip header", path.display()),
             );
             continue;
         }

@@ -1,4 +1,6 @@
-//! The life cycle of a job: `queued → running → succeeded | failed | canceled`.
+//! The life cycle of a job: `queued → running → succeeded | failed | canceled`; a sweep's
+//! member may also wait `paused` at an early-stopping rung (`running → paused → queued`) and
+//! end `stopped_early` there.
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,28 +10,35 @@ use serde::{Deserialize, Serialize};
 /// Where a job is in its life cycle. Stored as lower-case TEXT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
 pub enum JobStatus {
     /// Waiting for a worker.
     Queued,
     /// A worker is training it.
     Running,
+    /// A sweep member waiting, checkpointed and off the workers, for its sweep's
+    /// early-stopping decision at a rung; it is queued again if its config continues.
+    Paused,
     /// Trained every epoch.
     Succeeded,
     /// Stopped by an error; see the job's error code and message.
     Failed,
     /// Stopped on request.
     Canceled,
+    /// A sweep member stopped by its sweep's early-stopping rule (see its sweep's decisions).
+    StoppedEarly,
 }
 
 impl JobStatus {
     /// Every status, in life-cycle order.
-    pub const ALL: [JobStatus; 5] = [
+    pub const ALL: [JobStatus; 7] = [
         JobStatus::Queued,
         JobStatus::Running,
+        JobStatus::Paused,
         JobStatus::Succeeded,
         JobStatus::Failed,
         JobStatus::Canceled,
+        JobStatus::StoppedEarly,
     ];
 
     /// The status word used in JSON and in the database.
@@ -37,9 +46,11 @@ impl JobStatus {
         match self {
             JobStatus::Queued => "queued",
             JobStatus::Running => "running",
+            JobStatus::Paused => "paused",
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
             JobStatus::Canceled => "canceled",
+            JobStatus::StoppedEarly => "stopped_early",
         }
     }
 
@@ -47,7 +58,10 @@ impl JobStatus {
     pub fn is_finished(self) -> bool {
         matches!(
             self,
-            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Canceled
+            JobStatus::Succeeded
+                | JobStatus::Failed
+                | JobStatus::Canceled
+                | JobStatus::StoppedEarly
         )
     }
 }
@@ -60,7 +74,7 @@ impl fmt::Display for JobStatus {
 
 /// A status word that is not one of [`JobStatus::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown status `{0}`, expected one of queued, running, succeeded, failed, canceled")]
+#[error("unknown status `{0}`, expected one of queued, running, paused, succeeded, failed, canceled, stopped_early")]
 pub struct UnknownStatus(pub String);
 
 impl FromStr for JobStatus {
@@ -91,6 +105,8 @@ mod tests {
     fn only_terminal_statuses_are_finished() {
         assert!(!JobStatus::Queued.is_finished());
         assert!(!JobStatus::Running.is_finished());
+        assert!(!JobStatus::Paused.is_finished());
+        assert!(JobStatus::StoppedEarly.is_finished());
         assert!(JobStatus::Succeeded.is_finished());
         assert!(JobStatus::Failed.is_finished());
         assert!(JobStatus::Canceled.is_finished());

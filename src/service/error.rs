@@ -1,7 +1,8 @@
 //! What a service method can refuse, in words the API maps to status codes in one place.
 
 use crate::job::{InvalidJob, JobId, JobStatus};
-use crate::store::StoreError;
+use crate::store::{StoreError, SweepStatus};
+use crate::sweep::SweepId;
 
 /// Why a life-cycle operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,18 @@ pub enum ServiceError {
         #[source]
         source: std::io::Error,
     },
+    /// No sweep has this id.
+    #[error("sweep {0} not found")]
+    SweepNotFound(SweepId),
+    /// The idempotency key was used before with a different sweep request.
+    #[error("this Idempotency-Key was used for sweep {existing} with a different request")]
+    SweepKeyReused { existing: SweepId },
+    /// Cancel of a sweep that already finished.
+    #[error("sweep {id} has already finished ({status}); there is nothing to cancel")]
+    SweepFinished { id: SweepId, status: SweepStatus },
+    /// Delete of a sweep that has not finished.
+    #[error("sweep {id} is {status}; cancel it before deleting it")]
+    SweepNotFinished { id: SweepId, status: SweepStatus },
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -57,7 +57,8 @@ impl HeldJob {
         self.settling.store(true, Ordering::SeqCst);
     }
 
-    fn confirm(&self) {
+    /// Notes that the database just accepted a write fenced by this lease.
+    pub(super) fn confirm(&self) {
         *self
             .confirmed
             .lock()
@@ -77,10 +78,10 @@ impl HeldJob {
     /// Runs one fenced write, retrying transient failures (a database restart) while
     /// the lease may still be ours. A lost lease, or a database away for longer than a
     /// lease, marks the job lost.
-    pub(super) async fn write<F, Fut>(&self, what: &str, mut write: F) -> Result<(), StoreError>
+    pub(super) async fn write<T, F, Fut>(&self, what: &str, mut write: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<(), StoreError>>,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
         loop {
             if self.is_lost() {
@@ -89,9 +90,9 @@ impl HeldJob {
                 });
             }
             match write().await {
-                Ok(()) => {
+                Ok(written) => {
                     self.confirm();
-                    return Ok(());
+                    return Ok(written);
                 }
                 Err(err @ StoreError::LeaseLost { .. }) => {
                     self.lose();
@@ -121,8 +122,9 @@ impl Drop for Heartbeat {
 }
 
 impl Heartbeat {
-    /// Also raises the job's stop flag when a cancel is pending (it may have been asked
-    /// for through another process's API) or the lease is lost.
+    /// Also raises the job's stop flag when a cancel or an early stop is pending (asked for
+    /// through another process's API, or decided by a sweep coordinator elsewhere) or the
+    /// lease is lost.
     pub(super) fn start(store: Store, worker: WorkerIdentity, held: Arc<HeldJob>) -> Heartbeat {
         Heartbeat(tokio::spawn(async move {
             let config = held.config;
@@ -134,7 +136,7 @@ impl Heartbeat {
                 match store.heartbeat(&held.lease, config.ttl).await {
                     Ok(renewal) => {
                         held.confirm();
-                        if renewal.cancel_requested {
+                        if renewal.stop_requested() {
                             held.stop.store(true, Ordering::SeqCst);
                         }
                     }
@@ -188,7 +190,7 @@ pub(super) async fn requeue_expired(service: &Service) -> Result<Vec<JobId>, Sto
             job: job.job,
             status: job.status,
         });
-        if job.status == JobStatus::Canceled {
+        if job.status.is_finished() {
             service.emit(JobEvent::Done {
                 job: job.job,
                 status: job.status,
@@ -197,6 +199,10 @@ pub(super) async fn requeue_expired(service: &Service) -> Result<Vec<JobId>, Sto
         }
         if job.status == JobStatus::Queued {
             service.0.wake.notify_waiters();
+        }
+        if let Some(sweep) = job.sweep {
+            // A member that ended, or lost its running slot, may let its sweep move on.
+            service.advance_sweep_later(sweep);
         }
     }
     Ok(expired.into_iter().map(|job| job.job).collect())

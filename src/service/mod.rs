@@ -12,6 +12,7 @@ mod datasets;
 mod error;
 mod events;
 mod lease;
+mod sweeps;
 mod worker;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use tokio::task::JoinSet;
 pub use datasets::{DataConfig, DatasetCache};
 pub use error::ServiceError;
 pub use events::{JobEvent, ProgressEvent, EVENT_BUFFER};
+pub use sweeps::{SweepDecision, SweepDetails, SweepPage, SweepSubmission};
 pub use worker::FaultHook;
 
 use crate::job::{job_warnings, JobId, JobPlan, JobStatus};
@@ -35,6 +37,10 @@ use crate::store::{
     NewJob, Store, StoreError, Submitted,
 };
 use crate::train::{checkpoint, DeviceSpec, EpochMetrics, StepRecord};
+
+/// How often every unfinished sweep is advanced even without an event (a step that failed
+/// on a busy database is retried then).
+const SWEEP_RECONCILE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long shutdown waits for running jobs to stop at their next batch.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
@@ -120,6 +126,11 @@ struct Inner {
     closing: Notify,
     datasets: DatasetCache,
     workers: tokio::sync::Mutex<JoinSet<()>>,
+    /// Why workers could not open their devices (they take no jobs).
+    device_errors: Mutex<Vec<String>>,
+    /// One coordinator at a time per sweep in this process (the store refuses a step
+    /// computed from a stale log across processes).
+    sweep_locks: Mutex<HashMap<crate::sweep::SweepId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Service {
@@ -144,8 +155,27 @@ impl Service {
             shutting_down: AtomicBool::new(false),
             closing: Notify::new(),
             workers: tokio::sync::Mutex::new(JoinSet::new()),
+            sweep_locks: Mutex::new(HashMap::new()),
+            device_errors: Mutex::new(Vec::new()),
         }));
         lease::requeue_expired(&service).await?;
+        // Sweeps left unfinished by an earlier process pick up where they were; then a
+        // slow sweep of all unfinished sweeps catches anything a failed step left behind.
+        service.advance_unfinished_sweeps().await;
+        {
+            let service = service.clone();
+            let mut workers = service.0.workers.lock().await;
+            let reconciler = service.clone();
+            workers.spawn(async move {
+                while !reconciler.is_shutting_down() {
+                    tokio::select! {
+                        () = tokio::time::sleep(SWEEP_RECONCILE) => {}
+                        () = reconciler.closed() => break,
+                    }
+                    reconciler.advance_unfinished_sweeps().await;
+                }
+            });
+        }
         {
             let mut workers = service.0.workers.lock().await;
             workers.spawn(lease::sweep_expired(service.clone()));
@@ -237,9 +267,7 @@ impl Service {
             CancelOutcome::Requested => {
                 // The store's flag is set first; a worker that has just claimed the job
                 // reads it after registering its stop flag, so one of the two sees it.
-                if let Some(flag) = self.running_jobs().get(&id) {
-                    flag.store(true, Ordering::SeqCst);
-                }
+                self.stop_if_running(id);
                 Cancellation::Requested
             }
             CancelOutcome::AlreadyFinished(status) => {
@@ -336,6 +364,14 @@ impl Service {
         if !matches!(writable, Ok(Ok(()))) {
             problems.push("the artifacts directory is not writable".to_string());
         }
+        problems.extend(
+            self.0
+                .device_errors
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .iter()
+                .cloned(),
+        );
         problems
     }
 
@@ -417,6 +453,22 @@ impl Service {
         })
     }
 
+    /// A worker's device could not be opened: readiness reports it.
+    fn device_failed(&self, message: String) {
+        self.0
+            .device_errors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(message);
+    }
+
+    /// Raises the stop flag of `job` if this process trains it.
+    fn stop_if_running(&self, job: JobId) {
+        if let Some(flag) = self.running_jobs().get(&job) {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+
     fn emit(&self, event: JobEvent) {
         // No subscriber is fine: events are a convenience, the store is the truth.
         let _ = self.0.events.send(event);
@@ -431,7 +483,7 @@ impl Service {
     }
 }
 
-async fn remove_dir_if_present(dir: &Path) -> std::io::Result<()> {
+pub(super) async fn remove_dir_if_present(dir: &Path) -> std::io::Result<()> {
     match tokio::fs::remove_dir_all(dir).await {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
         other => other,

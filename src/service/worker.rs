@@ -36,6 +36,9 @@ enum Ending {
     Finished(JobStatus, Option<JobError>),
     /// Stopped by shutdown: back to the queue, to resume from its checkpoint.
     Requeued,
+    /// A sweep member reached its pause point (an early-stopping rung) after this many
+    /// epochs.
+    Paused(u32),
     /// The lease was lost: the job is someone else's now; write nothing.
     Lost,
 }
@@ -58,6 +61,8 @@ impl Worker {
             Ok(Ok(device)) => device,
             Ok(Err(err)) => {
                 tracing::error!(worker = %self.name, device = %spec, error = %err, "the worker's device cannot be opened; it takes no jobs");
+                self.service
+                    .device_failed(format!("{}: {spec} cannot be used: {err}", self.name));
                 return;
             }
             Err(err) => {
@@ -132,17 +137,18 @@ impl Worker {
             self.identity.clone(),
             Arc::clone(&held),
         );
-        // A cancel or shutdown that came between the claim and now: the flag is
-        // registered first, then the store is read, so a cancel that set the
+        // A cancel, an early stop or a shutdown that came between the claim and now: the
+        // flag is registered first, then the store is read, so a request that set the
         // store's flag before we registered ours is seen here.
-        let canceled = match self.service.store().cancel_requested(id).await {
-            Ok(requested) => requested,
+        let stop_requested = match self.service.store().job(id).await {
+            Ok(Some(now)) => now.cancel_requested || now.stop_early_requested,
+            Ok(None) => true,
             Err(err) => {
-                tracing::warn!(error = %err, "could not read the job's cancel flag");
-                job.cancel_requested
+                tracing::warn!(error = %err, "could not read the job's stop flags");
+                job.cancel_requested || job.stop_early_requested
             }
         };
-        if self.service.is_shutting_down() || canceled {
+        if self.service.is_shutting_down() || stop_requested {
             stop.store(true, Ordering::SeqCst);
         }
         self.service.emit(JobEvent::Status {
@@ -150,6 +156,7 @@ impl Worker {
             status: JobStatus::Running,
         });
 
+        let sweep = job.sweep.map(|(sweep, _)| sweep);
         let ending = self.train(job, device.clone(), Arc::clone(&held)).await;
         self.service.running_jobs().remove(&id);
         // The lease is renewed until the end is stored.
@@ -162,6 +169,10 @@ impl Worker {
             // The job stays `running` in the store until its lease expires; then it is
             // re-queued and resumes from its last checkpoint.
             Err(err) => tracing::error!(error = %err, "could not record the end of the job"),
+        }
+        if let Some(sweep) = sweep {
+            // A member that paused or ended may complete a rung or end the sweep.
+            self.service.advance_sweep_later(sweep);
         }
     }
 
@@ -181,10 +192,16 @@ impl Worker {
             return Ending::Lost;
         }
         match outcome {
-            Ok(Ok(())) => Ending::Finished(JobStatus::Succeeded, None),
+            Ok(Ok(RunEnd::Completed)) => Ending::Finished(JobStatus::Succeeded, None),
+            Ok(Ok(RunEnd::Paused(epochs))) => Ending::Paused(epochs),
             Ok(Err(RunError::Train(TrainError::Stopped { .. }))) => {
-                match self.service.store().cancel_requested(id).await {
-                    Ok(true) => Ending::Finished(JobStatus::Canceled, None),
+                match self.service.store().job(id).await {
+                    Ok(Some(job)) if job.cancel_requested => {
+                        Ending::Finished(JobStatus::Canceled, None)
+                    }
+                    Ok(Some(job)) if job.stop_early_requested => {
+                        Ending::Finished(JobStatus::StoppedEarly, None)
+                    }
                     _ => Ending::Requeued,
                 }
             }
@@ -222,6 +239,23 @@ impl Worker {
                     job: id,
                     status: JobStatus::Queued,
                 });
+            }
+            Ending::Paused(epochs) => {
+                let status = held
+                    .write("the pause", || store.pause(&held.lease, epochs))
+                    .await?;
+                tracing::info!(%status, epochs, "sweep member reached its early-stopping rung");
+                self.service.emit(JobEvent::Status { job: id, status });
+                if status.is_finished() {
+                    self.service.emit(JobEvent::Done {
+                        job: id,
+                        status,
+                        error: None,
+                    });
+                } else if status == JobStatus::Queued {
+                    // Its sweep let it past the rung while it was stopping: train on.
+                    self.service.0.wake.notify_waiters();
+                }
             }
             Ending::Finished(status, error) => {
                 held.write("the end of the job", || {
@@ -282,6 +316,15 @@ impl RunError {
     }
 }
 
+/// How a run that did not fail ended.
+enum RunEnd {
+    /// Every epoch of the plan is done.
+    Completed,
+    /// It stopped at its pause point (`run_until_epoch`) before the last epoch, after this
+    /// many epochs.
+    Paused(u32),
+}
+
 /// Everything a job does off the async runtime: load data, train, report.
 fn run_blocking(
     service: &Service,
@@ -289,7 +332,7 @@ fn run_blocking(
     device: &Device,
     held: &HeldJob,
     handle: Handle,
-) -> Result<(), RunError> {
+) -> Result<RunEnd, RunError> {
     // The database is a trust boundary: the spec is checked again, by the same rules.
     let plan = JobPlan::new(job.spec.clone()).map_err(RunError::InvalidSpec)?;
     let data = service.0.datasets.load(plan.spec().limits(), device)?;
@@ -307,20 +350,26 @@ fn run_blocking(
         service,
         job: job.id,
         held,
+        sweep: job.sweep.map(|(sweep, _)| sweep),
         handle,
         last_write: None,
     };
-    train::train(
+    let summary = train::train(
         RunSpec {
             plan: plan.train(),
             data: &data,
             device,
             checkpoint_dir: Some(&checkpoint_dir),
             stop: &held.stop,
+            until_epoch: job.run_until_epoch,
         },
         &mut observer,
     )?;
-    Ok(())
+    Ok(if summary.epochs_done < plan.spec().epochs {
+        RunEnd::Paused(summary.epochs_done)
+    } else {
+        RunEnd::Completed
+    })
 }
 
 /// Streams a run's progress and epochs into the store and to SSE clients.
@@ -328,6 +377,8 @@ struct JobObserver<'a> {
     service: &'a Service,
     job: JobId,
     held: &'a HeldJob,
+    /// The sweep the job is a member of: told of every stored epoch.
+    sweep: Option<crate::sweep::SweepId>,
     handle: Handle,
     last_write: Option<Instant>,
 }
@@ -378,14 +429,16 @@ impl TrainObserver for JobObserver<'_> {
             fault(self.job, report.metrics.epoch);
         }
         let store = self.service.store();
-        self.handle.block_on(
-            self.held
-                .write("the epoch", || store.record_epoch(&self.held.lease, report)),
-        )?;
+        let held = &self.held;
+        self.handle
+            .block_on(held.write("the epoch", || store.record_epoch(&held.lease, report)))?;
         self.service.emit(JobEvent::Epoch {
             job: self.job,
             metrics: report.metrics.clone(),
         });
+        if let Some(sweep) = self.sweep {
+            self.service.advance_sweep_later(sweep);
+        }
         Ok(())
     }
 }

@@ -98,14 +98,25 @@ pub struct Renewal {
     pub expires_at: DateTime<Utc>,
     /// A cancel was requested, possibly through another process's API.
     pub cancel_requested: bool,
+    /// The job's sweep stopped it early, possibly by a coordinator in another process.
+    pub stop_early_requested: bool,
+}
+
+impl Renewal {
+    /// Whether the job should stop at its next batch.
+    pub fn stop_requested(&self) -> bool {
+        self.cancel_requested || self.stop_early_requested
+    }
 }
 
 /// A job whose lease expired, and where [`JobStore::requeue_expired`](super::JobStore::requeue_expired)
-/// put it: back in the queue, or canceled when a cancel was pending.
+/// put it: back in the queue, or `canceled` / `stopped_early` when that was pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expired {
     pub job: JobId,
     pub status: crate::job::JobStatus,
+    /// The job's sweep, whose coordinator may now have something to decide.
+    pub sweep: Option<crate::sweep::SweepId>,
 }
 
 /// A running job with the worker that holds it.

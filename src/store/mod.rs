@@ -25,10 +25,13 @@ pub use lease::{
     Renewal, WorkerIdentity, WorkerInfo,
 };
 pub use records::{
-    CancelOutcome, DeleteOutcome, JobFilter, JobRecord, MetricSummary, NewJob, Submitted,
+    CancelOutcome, DeleteOutcome, JobFilter, JobRecord, MemberUpdate, MetricSummary, NewJob,
+    NewMember, NewSweep, StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepEvent, SweepFilter,
+    SweepRecord, SweepStatus, SweepStep, SweepSubmitted, UnknownSweepStatus,
 };
 
 use crate::job::{JobError, JobId, JobStatus};
+use crate::sweep::SweepId;
 use crate::train::{EpochMetrics, EpochReport, StepRecord};
 
 /// A shared handle on the job store.
@@ -65,6 +68,8 @@ pub enum StoreError {
     Sqlx(#[from] sqlx::Error),
     #[error("stored data of job {job} is unreadable: {detail}")]
     Corrupt { job: JobId, detail: String },
+    #[error("stored data of sweep {sweep} is unreadable: {detail}")]
+    CorruptSweep { sweep: SweepId, detail: String },
     #[error("could not encode JSON: {0}")]
     Encode(#[source] serde_json::Error),
     /// The job's row holds another lease than the writer's: the job was taken away (its
@@ -138,23 +143,33 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn queue_position(&self, job: &JobRecord) -> Result<i64, StoreError>;
 
     /// Atomically takes the next queued job (highest priority, then oldest) for `worker`,
-    /// with a lease of `ttl` (counted on the database's clock) and one more attempt.
+    /// with a lease of `ttl` (counted on the database's clock) and one more attempt. A
+    /// sweep's member is only taken while fewer than its sweep's `max_concurrent` members
+    /// run, however many workers claim at once.
     async fn claim_next(
         &self,
         worker: &WorkerIdentity,
         ttl: Duration,
     ) -> Result<Option<Claim>, StoreError>;
-    /// Renews a lease for `ttl` from now, and says whether a cancel is pending. The token
-    /// alone decides: a lease past its expiry that nobody has re-queued yet still renews.
+    /// Renews a lease for `ttl` from now, and says whether a cancel or an early stop (its
+    /// sweep's decision) is pending. The token alone decides: a lease past its expiry that
+    /// nobody has re-queued yet still renews.
     async fn heartbeat(&self, lease: &Lease, ttl: Duration) -> Result<Renewal, StoreError>;
-    /// Puts every running job whose lease has expired back in the queue (or cancels it
-    /// when a cancel was pending), and forgets workers whose heartbeats stopped.
+    /// Puts every running job whose lease has expired back in the queue (or ends it
+    /// `canceled` or `stopped_early` when that was pending), and forgets workers whose
+    /// heartbeats stopped.
     async fn requeue_expired(&self) -> Result<Vec<Expired>, StoreError>;
     /// The leases of every running job, with the workers holding them.
     async fn held_leases(&self) -> Result<Vec<HeldLease>, StoreError>;
     /// Gives a running job back to the queue at once (graceful shutdown, a dead process
     /// of this machine); it resumes from its last checkpoint when claimed again.
     async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
+    /// A running sweep member stopped at its pause point after `epochs_done` epochs (fenced,
+    /// like every write of its worker; the lease ends here). It becomes `paused` (off the
+    /// workers until its sweep continues it) — unless the sweep decided meanwhile: stopped
+    /// (`stopped_early`), canceled (`canceled`), or moved its pause point on (`queued`
+    /// again). Returns the status it got.
+    async fn pause(&self, lease: &Lease, epochs_done: u32) -> Result<JobStatus, StoreError>;
     /// Ends a running job with `status` and, for failures, its error.
     async fn finish(
         &self,
@@ -170,7 +185,7 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// job's progress to the epoch's end; an epoch redone after a crash replaces its rows.
     async fn record_epoch(&self, lease: &Lease, report: &EpochReport) -> Result<(), StoreError>;
 
-    /// Cancels a queued job at once, or flags a running one for its worker.
+    /// Cancels a queued or paused job at once, or flags a running one for its worker.
     async fn cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError>;
     /// Whether a cancel was requested for this job.
     async fn cancel_requested(&self, id: JobId) -> Result<bool, StoreError>;
@@ -223,6 +238,35 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
             None => Ok(()),
         }
     }
+
+    /// Inserts a sweep and all its member jobs atomically, or with an idempotency key seen
+    /// before returns the first sweep.
+    async fn submit_sweep(&self, sweep: NewSweep<'_>) -> Result<SweepSubmitted, StoreError>;
+    /// One sweep by id.
+    async fn sweep(&self, id: SweepId) -> Result<Option<SweepRecord>, StoreError>;
+    /// A page of sweeps, newest first, and how many there are in all.
+    async fn list_sweeps(
+        &self,
+        filter: &SweepFilter,
+    ) -> Result<(Vec<SweepRecord>, i64), StoreError>;
+    /// Sweeps not finished yet (their coordinators resume after a restart).
+    async fn unfinished_sweeps(&self) -> Result<Vec<SweepId>, StoreError>;
+    /// Every member job of a sweep, by id.
+    async fn sweep_members(&self, id: SweepId) -> Result<Vec<JobRecord>, StoreError>;
+    /// Every stored epoch of every member of a sweep.
+    async fn sweep_metrics(
+        &self,
+        id: SweepId,
+    ) -> Result<HashMap<JobId, Vec<EpochMetrics>>, StoreError>;
+    /// The sweep's early-stopping log, in order.
+    async fn sweep_events(&self, id: SweepId) -> Result<Vec<StoredSweepEvent>, StoreError>;
+    /// Applies one coordinator step atomically; `false` (nothing written) when the log
+    /// has grown since `step.next_seq`.
+    async fn apply_sweep_step(&self, step: SweepStep<'_>) -> Result<bool, StoreError>;
+    /// Marks a sweep canceled-on-request; `None` when there is no such sweep.
+    async fn request_sweep_cancel(&self, id: SweepId) -> Result<Option<SweepStatus>, StoreError>;
+    /// Deletes a finished sweep with its members and their metrics.
+    async fn delete_sweep(&self, id: SweepId) -> Result<SweepDeleteOutcome, StoreError>;
 
     /// Checks that the database answers a query that reads its tables.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
+use serde::{Deserialize, Serialize};
+
 use crate::job::{JobError, JobId, JobSpec, JobStatus, Warning};
+use crate::sweep::{Decision, Observation, SweepId};
 use crate::train::EpochMetrics;
 
 /// A job as stored.
@@ -27,6 +30,12 @@ pub struct JobRecord {
     pub progress_epoch: i64,
     /// Updates completed so far.
     pub progress_step: i64,
+    /// The sweep this job is a member of, and its config's index there.
+    pub sweep: Option<(SweepId, usize)>,
+    /// A sweep member stops (pauses) after this many epochs: its early-stopping rung.
+    pub run_until_epoch: Option<u32>,
+    /// Its sweep's rule stopped it: when it stops it ends `stopped_early`.
+    pub stop_early_requested: bool,
 }
 
 /// A job to insert.
@@ -77,6 +86,8 @@ pub enum DeleteOutcome {
 pub struct JobFilter {
     pub statuses: Vec<JobStatus>,
     pub name: Option<String>,
+    /// Only the members of this sweep.
+    pub sweep: Option<SweepId>,
     pub before: Option<JobId>,
     pub limit: u32,
 }
@@ -86,4 +97,182 @@ pub struct JobFilter {
 pub struct MetricSummary {
     pub latest: Option<EpochMetrics>,
     pub best: Option<EpochMetrics>,
+}
+
+/// Where a sweep is, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
+pub enum SweepStatus {
+    /// No member has started yet.
+    Queued,
+    /// Members are running, queued or paused.
+    Running,
+    /// Every member ended; at least one trained to its end or was stopped early.
+    Succeeded,
+    /// Every member failed.
+    Failed,
+    /// Canceled on request (its members too).
+    Canceled,
+}
+
+impl SweepStatus {
+    /// The status word in JSON and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SweepStatus::Queued => "queued",
+            SweepStatus::Running => "running",
+            SweepStatus::Succeeded => "succeeded",
+            SweepStatus::Failed => "failed",
+            SweepStatus::Canceled => "canceled",
+        }
+    }
+
+    /// True once nothing of the sweep will change again.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            SweepStatus::Succeeded | SweepStatus::Failed | SweepStatus::Canceled
+        )
+    }
+}
+
+/// A sweep status word that is not one of lrlab's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown sweep status `{0}`")]
+pub struct UnknownSweepStatus(pub String);
+
+impl std::str::FromStr for SweepStatus {
+    type Err = UnknownSweepStatus;
+
+    fn from_str(word: &str) -> Result<Self, Self::Err> {
+        [
+            SweepStatus::Queued,
+            SweepStatus::Running,
+            SweepStatus::Succeeded,
+            SweepStatus::Failed,
+            SweepStatus::Canceled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == word)
+        .ok_or_else(|| UnknownSweepStatus(word.to_string()))
+    }
+}
+
+impl std::fmt::Display for SweepStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A sweep as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepRecord {
+    pub id: SweepId,
+    pub name: String,
+    /// The request in canonical form (grid order kept): expanding it again gives the plan.
+    pub request: String,
+    pub warnings: Vec<Warning>,
+    pub status: SweepStatus,
+    pub max_concurrent: Option<u32>,
+    pub cancel_requested: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One member job of a new sweep.
+#[derive(Debug, Clone)]
+pub struct NewMember<'a> {
+    pub spec: &'a JobSpec,
+    pub warnings: &'a [Warning],
+    pub total_steps: u64,
+    /// Its config's index in the sweep.
+    pub config: usize,
+    /// The epoch it first pauses at (the first early-stopping rung), if any.
+    pub run_until_epoch: Option<u32>,
+}
+
+/// A sweep to insert, with all its members, in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewSweep<'a> {
+    pub name: &'a str,
+    pub request: &'a str,
+    pub warnings: &'a [Warning],
+    pub max_concurrent: Option<u32>,
+    pub members: Vec<NewMember<'a>>,
+    /// The client's `Idempotency-Key` and a hash of its canonical request.
+    pub idempotency: Option<(&'a str, &'a str)>,
+}
+
+/// The outcome of a sweep submission.
+#[derive(Debug, Clone)]
+pub enum SweepSubmitted {
+    Created(SweepRecord),
+    /// The idempotency key was seen before with the same request: the first sweep.
+    Replayed(SweepRecord),
+    /// The idempotency key was seen before with a different request.
+    KeyReused {
+        existing: SweepId,
+    },
+}
+
+/// Which sweeps to list: newest first, `limit` of them, older than `before`.
+#[derive(Debug, Clone, Default)]
+pub struct SweepFilter {
+    pub before: Option<SweepId>,
+    pub limit: u32,
+}
+
+/// One entry of a sweep's early-stopping log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
+pub enum SweepEvent {
+    /// What the rule was told.
+    Observation(Observation),
+    /// What it decided.
+    Decision(Decision),
+}
+
+/// A stored log entry: its position and time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSweepEvent {
+    /// 0-based position in the sweep's log.
+    pub seq: u64,
+    pub event: SweepEvent,
+    pub at: DateTime<Utc>,
+}
+
+/// The outcome of a sweep delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SweepDeleteOutcome {
+    Deleted,
+    /// Only finished sweeps can be deleted.
+    NotFinished(SweepStatus),
+    NotFound,
+}
+
+/// What a sweep step does to one member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberUpdate {
+    /// Train on: a paused member is queued again; its next pause point is `run_until`.
+    Continue { job: JobId, run_until: Option<u32> },
+    /// End it `stopped_early`: at once when it is queued or paused, at its next batch
+    /// when it runs.
+    StopEarly { job: JobId },
+    /// Cancel it (the sweep was canceled): as a job cancel.
+    Cancel { job: JobId },
+}
+
+/// One atomic step of a sweep: log entries appended after position `next_seq`, member
+/// updates and the sweep's new status. Refused (nothing written) when another process
+/// appended first, so two coordinators never decide twice.
+#[derive(Debug, Clone)]
+pub struct SweepStep<'a> {
+    pub sweep: SweepId,
+    /// The log's length the step was computed from.
+    pub next_seq: u64,
+    pub events: &'a [SweepEvent],
+    pub updates: &'a [MemberUpdate],
+    pub status: SweepStatus,
 }

@@ -6,8 +6,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{JobRecord, StoreError};
+use super::{JobRecord, StoreError, StoredSweepEvent, SweepEvent, SweepRecord, UnknownSweepStatus};
 use crate::job::{FailureCode, JobError, JobId, JobStatus};
+use crate::sweep::SweepId;
 use crate::train::{EpochMetrics, StepRecord};
 
 /// A job's columns; `spec` and `warnings` as JSON text.
@@ -30,7 +31,18 @@ pub(crate) struct JobRow {
     total_steps: i64,
     progress_epoch: i64,
     progress_step: i64,
+    sweep_id: Option<i64>,
+    sweep_config: Option<i64>,
+    run_until_epoch: Option<i64>,
+    stop_early_requested: bool,
 }
+
+/// The columns of [`JobRow`], for SELECT and RETURNING lists (PostgreSQL casts its JSONB
+/// columns to text in its own list).
+pub(crate) const JOB_COLUMNS: &str = "id, spec, warnings, status, created_at, started_at, \
+     finished_at, updated_at, attempts, worker, device, cancel_requested, error_code, \
+     error_message, total_steps, progress_epoch, progress_step, sweep_id, sweep_config, \
+     run_until_epoch, stop_early_requested";
 
 impl TryFrom<JobRow> for JobRecord {
     type Error = StoreError;
@@ -54,6 +66,19 @@ impl TryFrom<JobRow> for JobRecord {
                 message: message.unwrap_or_default(),
             }),
         };
+        let sweep = match (row.sweep_id, row.sweep_config) {
+            (Some(sweep), Some(config)) => Some((
+                SweepId::new(sweep),
+                usize::try_from(config).map_err(|e| corrupt("sweep_config", e.to_string()))?,
+            )),
+            (None, None) => None,
+            _ => return Err(corrupt("sweep", "a sweep without a config".to_string())),
+        };
+        let run_until_epoch = row
+            .run_until_epoch
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|e| corrupt("run_until_epoch", e.to_string()))?;
         Ok(JobRecord {
             id,
             spec,
@@ -71,8 +96,90 @@ impl TryFrom<JobRow> for JobRecord {
             total_steps: row.total_steps,
             progress_epoch: row.progress_epoch,
             progress_step: row.progress_step,
+            sweep,
+            run_until_epoch,
+            stop_early_requested: row.stop_early_requested,
         })
     }
+}
+
+/// A sweep's columns; `warnings` as JSON text.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct SweepRow {
+    pub(crate) id: i64,
+    name: String,
+    request: String,
+    warnings: String,
+    status: String,
+    max_concurrent: Option<i64>,
+    cancel_requested: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of [`SweepRow`] (PostgreSQL casts its JSON columns in its own list).
+pub(crate) const SWEEP_COLUMNS: &str = "id, name, request, warnings, status, max_concurrent, \
+     cancel_requested, created_at, updated_at, finished_at";
+
+impl TryFrom<SweepRow> for SweepRecord {
+    type Error = StoreError;
+
+    fn try_from(row: SweepRow) -> Result<Self, StoreError> {
+        let id = SweepId::new(row.id);
+        let corrupt = |detail: String| StoreError::CorruptSweep { sweep: id, detail };
+        Ok(SweepRecord {
+            id,
+            name: row.name,
+            request: row.request,
+            warnings: serde_json::from_str(&row.warnings)
+                .map_err(|e| corrupt(format!("warnings: {e}")))?,
+            status: row
+                .status
+                .parse()
+                .map_err(|e: UnknownSweepStatus| corrupt(e.to_string()))?,
+            max_concurrent: row
+                .max_concurrent
+                .map(u32::try_from)
+                .transpose()
+                .map_err(|e| corrupt(format!("max_concurrent: {e}")))?,
+            cancel_requested: row.cancel_requested,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            finished_at: row.finished_at,
+        })
+    }
+}
+
+/// One entry of a sweep's log read back: `kind` names the variant, `body` is its JSON.
+pub(crate) fn sweep_event(
+    sweep: SweepId,
+    (seq, kind, body, at): (i64, String, String, DateTime<Utc>),
+) -> Result<StoredSweepEvent, StoreError> {
+    let corrupt = |detail: String| StoreError::CorruptSweep { sweep, detail };
+    let event = match kind.as_str() {
+        "observation" => SweepEvent::Observation(
+            serde_json::from_str(&body).map_err(|e| corrupt(format!("event {seq}: {e}")))?,
+        ),
+        "decision" => SweepEvent::Decision(
+            serde_json::from_str(&body).map_err(|e| corrupt(format!("event {seq}: {e}")))?,
+        ),
+        other => return Err(corrupt(format!("event {seq} has kind `{other}`"))),
+    };
+    Ok(StoredSweepEvent {
+        seq: u64::try_from(seq).map_err(|e| corrupt(format!("seq {seq}: {e}")))?,
+        event,
+        at,
+    })
+}
+
+/// A log entry to write: its kind and its JSON body.
+pub(crate) fn sweep_event_body(event: &SweepEvent) -> Result<(&'static str, String), StoreError> {
+    let (kind, body) = match event {
+        SweepEvent::Observation(o) => ("observation", serde_json::to_string(o)),
+        SweepEvent::Decision(d) => ("decision", serde_json::to_string(d)),
+    };
+    Ok((kind, body.map_err(StoreError::Encode)?))
 }
 
 #[derive(Debug, sqlx::FromRow)]

@@ -18,7 +18,7 @@
 //! it kills trials. When the sweep ends, configs still paused are stopped
 //! (`stopped_early` at their rung).
 //!
-//! With `lockstep`, a rung is decided only once every config that can reach
+//! With `synchronous`, a rung is decided only once every config that can reach
 //! it has (configs paused or stopped below it, withdrawn, or shorter than
 //! it excepted): synchronous successive halving, whose decisions do not
 //! depend on the workers' speed. Without it each arrival is decided at once.
@@ -46,7 +46,7 @@ pub struct Asha {
     cleared: Vec<usize>,
     /// Per rung: `(config, value)` in arrival order.
     recorded: Vec<Vec<(usize, f64)>>,
-    /// Per rung: whether lockstep decisions were taken.
+    /// Per rung: whether synchronous decisions were taken.
     decided: Vec<bool>,
     finished: bool,
 }
@@ -123,7 +123,7 @@ impl Asha {
         if epoch == epochs {
             self.states[config] = ConfigState::Completed;
         }
-        if self.params.lockstep {
+        if self.params.synchronous {
             return Ok(self.decide_if_complete(k));
         }
         let (top, cutoff) = self.top(k);
@@ -141,7 +141,7 @@ impl Asha {
     }
 
     /// `config`'s members all ended without finishing: it leaves every
-    /// comparison, which may resume a paused config or complete a lockstep rung.
+    /// comparison, which may resume a paused config or complete a synchronous rung.
     pub fn withdraw(&mut self, config: usize) -> Result<Vec<Decision>, StopperError> {
         self.check(config)?;
         match self.states[config] {
@@ -152,7 +152,7 @@ impl Asha {
         self.states[config] = ConfigState::Withdrawn;
         let mut decisions = Vec::new();
         for k in 0..self.rungs.len() {
-            if self.params.lockstep {
+            if self.params.synchronous {
                 decisions.extend(self.decide_if_complete(k));
             } else {
                 decisions.extend(self.resume_paused(k));
@@ -162,7 +162,7 @@ impl Asha {
     }
 
     /// The sweep ends (no member can make progress): every paused config,
-    /// and every config still waiting for a lockstep decision, is stopped
+    /// and every config still waiting for a synchronous decision, is stopped
     /// at its rung. Later calls return nothing.
     pub fn finish(&mut self) -> Vec<Decision> {
         if std::mem::replace(&mut self.finished, true) {

@@ -28,9 +28,11 @@ pub struct Decision {
     pub config: usize,
     /// The config's value there (the mean over its seeds). A NaN (a
     /// diverged loss) is `null` in JSON and ranks below every number.
+    #[serde(with = "nan_as_null")]
     pub value: f64,
     /// The value a config had to reach: for ASHA the worst value still in
     /// the top 1/η of the rung, for the median rule the median of the others.
+    #[serde(with = "nan_as_null")]
     pub cutoff: f64,
     pub action: Action,
 }
@@ -59,6 +61,7 @@ pub enum Observation {
     Value {
         config: usize,
         epoch: u32,
+        #[serde(with = "nan_as_null")]
         value: f64,
     },
     /// Every member of `config` ended without finishing (failed or
@@ -82,4 +85,50 @@ pub enum ConfigState {
     Completed,
     /// Its members ended without finishing; no longer compared.
     Withdrawn,
+}
+
+/// JSON has no NaN: a NaN value is written as `null` and read back as NaN, so a
+/// stored decision about a diverged config replays to the same bits.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        if value.is_finite() {
+            serializer.serialize_f64(*value)
+        } else {
+            serializer.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nan_value_round_trips_through_json_as_null() {
+        let decision = Decision {
+            rung_epoch: 2,
+            config: 1,
+            value: f64::NAN,
+            cutoff: 0.5,
+            action: Action::Stop,
+        };
+        let json = serde_json::to_string(&decision).unwrap();
+        assert!(json.contains("\"value\":null"), "{json}");
+        let back: Decision = serde_json::from_str(&json).unwrap();
+        assert!(back.same_as(&decision));
+        let observation = Observation::Value {
+            config: 0,
+            epoch: 1,
+            value: f64::NAN,
+        };
+        let back: Observation =
+            serde_json::from_str(&serde_json::to_string(&observation).unwrap()).unwrap();
+        assert!(matches!(back, Observation::Value { value, .. } if value.is_nan()));
+    }
 }

@@ -99,8 +99,7 @@ where
         });
     }
     let epochs: Vec<u32> = configs.iter().map(|c| c.epochs).collect();
-    let early_stopping =
-        resolve_early_stopping(request.early_stopping.as_ref(), &epochs, request.lockstep)?;
+    let early_stopping = resolve_early_stopping(request.early_stopping.as_ref(), &epochs)?;
     if request.max_concurrent == Some(0) {
         return Err(FieldError::new(
             FieldCode::OutOfRange,

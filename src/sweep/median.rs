@@ -12,7 +12,7 @@
 //! A config stopped at epoch s still counts in the medians of epochs ≤ s,
 //! never of later ones, even if its members ran ahead before the stop took
 //! effect: what ran after a stop must not depend on timing. With
-//! `lockstep`, epoch e is judged only once every config still running has
+//! `synchronous`, epoch e is judged only once every config still running has
 //! reported it, so the decisions do not depend on arrival order either.
 
 use super::decision::{Action, ConfigState, Decision};
@@ -89,14 +89,14 @@ impl Median {
         if epoch == epochs {
             self.states[config] = ConfigState::Completed;
         }
-        if self.params.lockstep {
+        if self.params.synchronous {
             return Ok(self.judge_complete_epochs());
         }
         Ok(self.judge_epoch(epoch))
     }
 
     /// `config`'s members all ended without finishing: it leaves the medians
-    /// (which may complete a lockstep epoch).
+    /// (which may complete a synchronous epoch).
     pub fn withdraw(&mut self, config: usize) -> Result<Vec<Decision>, StopperError> {
         self.check(config)?;
         match self.states[config] {
@@ -105,7 +105,7 @@ impl Median {
             state => return Err(StopperError::NotRunning { config, state }),
         }
         self.states[config] = ConfigState::Withdrawn;
-        Ok(if self.params.lockstep {
+        Ok(if self.params.synchronous {
             self.judge_complete_epochs()
         } else {
             Vec::new()

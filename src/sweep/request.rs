@@ -59,9 +59,8 @@ pub struct SweepRequest {
     /// Most members running at once; the queue's own limit when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent: Option<u32>,
-    /// Early-stopping decisions at an epoch wait until every config still
-    /// running has reported it, so they do not depend on which worker was
-    /// faster (see [`AshaParams::lockstep`](super::AshaParams::lockstep)).
+    /// Train members that share a seed together, one pass over the data for all of
+    /// them (lockstep training); `false` runs every member as a job of its own.
     #[serde(default = "yes")]
     pub lockstep: bool,
 }
@@ -132,6 +131,12 @@ pub struct AshaSpec {
     /// The last epoch a rung may lie at; the longest config's epochs when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_t: Option<u32>,
+    /// Decide a rung only once every config that can reach it has (synchronous successive
+    /// halving: decisions independent of worker speed, but no resumes). Off by default: the
+    /// paper's asynchronous rule, decided on arrival, with paused configs resumed when later
+    /// arrivals make them a top config.
+    #[serde(default)]
+    pub synchronous: bool,
 }
 
 fn default_reduction_factor() -> u32 {
@@ -153,6 +158,10 @@ pub struct MedianSpec {
     /// No config is judged at epochs 1..=warmup_epochs.
     #[serde(default = "default_warmup_epochs")]
     pub warmup_epochs: u32,
+    /// Judge an epoch only once every running config has reported it (see
+    /// [`AshaSpec::synchronous`]).
+    #[serde(default)]
+    pub synchronous: bool,
 }
 
 fn default_n_startup() -> u32 {

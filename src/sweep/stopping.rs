@@ -26,7 +26,7 @@ pub struct AshaParams {
     /// decisions whatever the workers' speed. Otherwise each config is
     /// decided on arrival (the paper's asynchronous rule), which keeps
     /// workers busy but makes the decisions depend on arrival order.
-    pub lockstep: bool,
+    pub synchronous: bool,
 }
 
 impl AshaParams {
@@ -55,7 +55,7 @@ pub struct MedianParams {
     /// No judgement at epochs `1..=warmup_epochs`.
     pub warmup_epochs: u32,
     /// Judge an epoch only once every config still running has reported it.
-    pub lockstep: bool,
+    pub synchronous: bool,
 }
 
 /// A resolved early-stopping rule.
@@ -80,7 +80,6 @@ impl StoppingParams {
 pub(crate) fn resolve_early_stopping(
     rule: Option<&EarlyStopping>,
     config_epochs: &[u32],
-    lockstep: bool,
 ) -> Result<Option<StoppingParams>, FieldError> {
     let Some(rule) = rule else {
         return Ok(None);
@@ -89,12 +88,8 @@ pub(crate) fn resolve_early_stopping(
     check_mode(rule)?;
     let mode = rule.mode();
     Ok(Some(match rule {
-        EarlyStopping::Asha(spec) => {
-            StoppingParams::Asha(resolve_asha(spec, mode, longest, lockstep)?)
-        }
-        EarlyStopping::Median(spec) => {
-            StoppingParams::Median(resolve_median(spec, mode, longest, lockstep)?)
-        }
+        EarlyStopping::Asha(spec) => StoppingParams::Asha(resolve_asha(spec, mode, longest)?),
+        EarlyStopping::Median(spec) => StoppingParams::Median(resolve_median(spec, mode, longest)?),
     }))
 }
 
@@ -122,12 +117,7 @@ fn check_mode(rule: &EarlyStopping) -> Result<(), FieldError> {
     }
 }
 
-fn resolve_asha(
-    spec: &AshaSpec,
-    mode: Mode,
-    longest: u32,
-    lockstep: bool,
-) -> Result<AshaParams, FieldError> {
+fn resolve_asha(spec: &AshaSpec, mode: Mode, longest: u32) -> Result<AshaParams, FieldError> {
     if spec.grace_period == 0 {
         return Err(FieldError::new(
             FieldCode::OutOfRange,
@@ -169,16 +159,11 @@ fn resolve_asha(
         grace_period: spec.grace_period,
         reduction_factor: spec.reduction_factor,
         max_t,
-        lockstep,
+        synchronous: spec.synchronous,
     })
 }
 
-fn resolve_median(
-    spec: &MedianSpec,
-    mode: Mode,
-    longest: u32,
-    lockstep: bool,
-) -> Result<MedianParams, FieldError> {
+fn resolve_median(spec: &MedianSpec, mode: Mode, longest: u32) -> Result<MedianParams, FieldError> {
     if spec.n_startup == 0 {
         return Err(FieldError::new(
             FieldCode::OutOfRange,
@@ -202,6 +187,6 @@ fn resolve_median(
         mode,
         n_startup: spec.n_startup,
         warmup_epochs: spec.warmup_epochs,
-        lockstep,
+        synchronous: spec.synchronous,
     })
 }

@@ -82,7 +82,7 @@ pub fn parse_device(s: &str) -> Result<Device, TrainError> {
 
 #[cfg(feature = "cuda")]
 fn cuda(ordinal: usize) -> Result<Device, TrainError> {
-    Device::new_cuda(ordinal).map_err(|e| TrainError::Device(format!("cuda:{ordinal}: {e}")))
+    Device::new_cuda(ordinal).map_err(|e| unavailable(&format!("cuda:{ordinal}"), e))
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -95,7 +95,20 @@ fn cuda(ordinal: usize) -> Result<Device, TrainError> {
 
 #[cfg(feature = "metal")]
 fn metal(ordinal: usize) -> Result<Device, TrainError> {
-    Device::new_metal(ordinal).map_err(|e| TrainError::Device(format!("metal:{ordinal}: {e}")))
+    Device::new_metal(ordinal).map_err(|e| unavailable(&format!("metal:{ordinal}"), e))
+}
+
+/// A device that exists in this build but cannot be opened (no GPU, no driver, a bad ordinal).
+///
+/// With `RUST_BACKTRACE` set candle wraps its errors as `WithBacktrace`, whose message is the
+/// cause followed by the whole captured stack; for a device the user named, the cause is the
+/// message and the stack is noise, so only the innermost error is kept.
+#[cfg(any(feature = "cuda", feature = "metal", test))]
+fn unavailable(name: &str, mut err: candle_core::Error) -> TrainError {
+    while let candle_core::Error::WithBacktrace { inner, .. } = err {
+        err = *inner;
+    }
+    TrainError::Device(format!("{name} is not available: {err}"))
 }
 
 #[cfg(not(feature = "metal"))]
@@ -127,6 +140,40 @@ mod tests {
         }
         let msg = parse_device("tpu").unwrap_err().to_string();
         assert!(msg.contains("cuda:N"), "{msg}");
+    }
+
+    #[test]
+    fn an_unavailable_device_reports_the_cause_without_the_backtrace() {
+        let cause = candle_core::Error::Msg("no CUDA-capable device is detected".into());
+        let wrapped = candle_core::Error::WithBacktrace {
+            inner: Box::new(cause),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        assert!(
+            wrapped.to_string().lines().count() > 1,
+            "candle prints the stack"
+        );
+        let err = unavailable("cuda:3", wrapped);
+        assert_eq!(err.code(), "device");
+        assert_eq!(
+            err.to_string(),
+            "device: cuda:3 is not available: no CUDA-capable device is detected"
+        );
+    }
+
+    /// Runs in the CUDA build (CI: against the stub driver, which has no device; on a GPU host
+    /// there is no 100th GPU either). One line whatever `RUST_BACKTRACE` says.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn a_missing_cuda_device_is_a_clean_device_error_naming_it() {
+        let err = parse_device("cuda:99").unwrap_err();
+        assert_eq!(err.code(), "device", "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("device: cuda:99 is not available: "),
+            "{msg}"
+        );
+        assert_eq!(msg.lines().count(), 1, "{msg}");
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -143,6 +143,9 @@ pub struct RunSummary {
     pub resumed_from_epoch: Option<u32>,
     /// Where the final weights were written (only when a checkpoint directory was given).
     pub final_weights: Option<PathBuf>,
+    /// Epochs completed in all (with those before a resume); below the plan's epochs when
+    /// the run stopped at its `until_epoch`.
+    pub epochs_done: u32,
 }
 
 #[cfg(test)]

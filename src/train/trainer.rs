@@ -36,6 +36,9 @@ pub struct RunSpec<'a> {
     pub checkpoint_dir: Option<&'a Path>,
     /// Raised by anyone to stop the run at the next batch boundary.
     pub stop: &'a AtomicBool,
+    /// Stop (successfully, checkpointed) once this many epochs are done, before the plan's
+    /// last one: a sweep member pausing at an early-stopping rung.
+    pub until_epoch: Option<u32>,
 }
 
 /// Trains the LeNet as `run.plan` says, reporting to `observer`.
@@ -71,7 +74,10 @@ pub fn train(run: RunSpec<'_>, observer: &mut dyn TrainObserver) -> Result<RunSu
     }
 
     let mut summary_epochs = Vec::new();
-    while state.epochs_done < config.epochs {
+    let last = run
+        .until_epoch
+        .map_or(config.epochs, |until| until.min(config.epochs));
+    while state.epochs_done < last {
         let report = run_epoch(&run, &mut state, observer)?;
         observer.on_epoch(&report).map_err(TrainError::Observer)?;
         if let Some(monitor) = state.scheduler.monitor() {
@@ -104,6 +110,7 @@ pub fn train(run: RunSpec<'_>, observer: &mut dyn TrainObserver) -> Result<RunSu
         epochs: summary_epochs,
         resumed_from_epoch,
         final_weights,
+        epochs_done: state.epochs_done,
     })
 }
 
@@ -629,6 +636,7 @@ mod tests {
             device: &Device::Cpu,
             checkpoint_dir: None,
             stop: &stop,
+            until_epoch: None,
         };
         (train(spec, &mut recorder), recorder)
     }

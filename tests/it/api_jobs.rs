@@ -1,22 +1,14 @@
 //! The jobs API end to end: a real server, a real SQLite file, real training
 //! on a small generated data set.
 
-use std::time::Duration;
-
-use crate::support::{small_job, spawn_app, spawn_app_with, TRAIN_IMAGES};
+use crate::support::{error_of, learning_job, small_job, spawn_app, spawn_app_with, TRAIN_IMAGES};
 use lrlab::job::JobId;
 use serde_json::{json, Value};
-
-async fn error_of(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.expect("error JSON");
-    (status, body["error"].clone())
-}
 
 #[tokio::test]
 async fn a_job_goes_from_queued_to_succeeded_with_a_row_per_epoch_and_per_update() {
     let app = spawn_app(1).await;
-    let response = app.post_json("/v1/jobs", &small_job(2)).await;
+    let response = app.post_json("/v1/jobs", &learning_job(3)).await;
     assert_eq!(response.status(), 201);
     let location = response.headers()["location"].to_str().unwrap().to_string();
     let job: Value = response.json().await.unwrap();
@@ -36,10 +28,12 @@ async fn a_job_goes_from_queued_to_succeeded_with_a_row_per_epoch_and_per_update
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["attempts"], 1);
     assert_eq!(job["progress"]["fraction"], 1.0);
-    assert_eq!(job["progress"]["epoch"], 2);
+    assert_eq!(job["progress"]["epoch"], 3);
     assert!(job["started_at"].is_string() && job["finished_at"].is_string());
-    assert_eq!(job["latest_metrics"]["epoch"], 2);
-    assert!(job["best_metrics"]["test_acc"].as_f64().unwrap() > 0.0);
+    assert_eq!(job["latest_metrics"]["epoch"], 3);
+    // It learned: chance is 0.1, and this job reaches 0.88 (0.73 at worst over seeds 0–5).
+    let test_acc = job["latest_metrics"]["test_acc"].as_f64().unwrap();
+    assert!(test_acc > 0.6, "the job did not learn: {job}");
 
     let rows: Value = app
         .get(&format!("/v1/jobs/{id}/metrics"))
@@ -53,9 +47,11 @@ async fn a_job_goes_from_queued_to_succeeded_with_a_row_per_epoch_and_per_update
         .iter()
         .map(|r| r["epoch"].as_i64().unwrap())
         .collect();
-    assert_eq!(epochs, vec![1, 2]);
+    assert_eq!(epochs, vec![1, 2, 3]);
+    let loss = |row: usize| rows["epochs"][row]["train_loss"].as_f64().unwrap();
+    assert!(loss(2) < loss(0), "the training loss should fall: {rows}");
 
-    let steps_per_epoch = TRAIN_IMAGES.div_ceil(64);
+    let steps_per_epoch = TRAIN_IMAGES.div_ceil(32);
     let steps: Value = app
         .get(&format!("/v1/jobs/{id}/steps?limit=100000"))
         .await
@@ -63,7 +59,7 @@ async fn a_job_goes_from_queued_to_succeeded_with_a_row_per_epoch_and_per_update
         .await
         .unwrap();
     let steps = steps["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 2 * steps_per_epoch);
+    assert_eq!(steps.len(), 3 * steps_per_epoch);
     for (i, step) in steps.iter().enumerate() {
         assert_eq!(step["step"], i as u64);
         assert_eq!(step["lr"], 0.05);
@@ -276,28 +272,6 @@ async fn a_queued_job_is_canceled_at_once_and_a_finished_one_cannot_be() {
     .await;
     assert_eq!(status, 409);
     assert_eq!(error["code"], "job_finished");
-    app.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_running_job_stops_at_its_next_batch_when_canceled() {
-    let app = spawn_app(1).await;
-    let id = app.submit(&small_job(1000)).await;
-    app.wait_for(id, Duration::from_secs(60), |s| s == "running")
-        .await;
-    let response = app
-        .client
-        .post(app.url(&format!("/v1/jobs/{id}/cancel")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let job = app.wait_finished(id).await;
-    assert_eq!(job["status"], "canceled", "{job}");
-    assert!(job["progress"]["epoch"].as_i64().unwrap() < 1000);
-    // The worker lives on and runs the next job.
-    let next = app.submit(&small_job(1)).await;
-    assert_eq!(app.wait_finished(next).await["status"], "succeeded");
     app.shutdown().await;
 }
 

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use lrlab::app::SHUTDOWN_DEADLINE;
 use serde_json::{json, Value};
 
 const EPOCHS: u32 = 12;
@@ -72,17 +73,22 @@ impl Server {
         assert!(status.success());
     }
 
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let start = Instant::now();
+    /// Waits up to `within` for the process to exit; returns how it exited and how long
+    /// after `since` it did.
+    fn wait_exit(
+        &mut self,
+        since: Instant,
+        within: Duration,
+    ) -> (std::process::ExitStatus, Duration) {
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
+                return (status, since.elapsed());
             }
             assert!(
-                start.elapsed() < within,
+                since.elapsed() < within,
                 "the server did not exit within {within:?}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -243,7 +249,7 @@ fn a_job_killed_mid_run_resumes_from_its_checkpoint_and_matches_an_uninterrupted
         j["latest_metrics"]["epoch"].as_i64() >= Some(1)
     });
     server.signal("KILL");
-    server.wait_exit(Duration::from_secs(10));
+    server.wait_exit(Instant::now(), Duration::from_secs(10));
     assert_eq!(before["status"], "running", "{before}");
     assert!(before["latest_metrics"]["epoch"].as_i64() < Some(i64::from(EPOCHS)));
 
@@ -251,22 +257,65 @@ fn a_job_killed_mid_run_resumes_from_its_checkpoint_and_matches_an_uninterrupted
     assert_resumed_like_uninterrupted(&server, id);
 }
 
+/// The job's state in the database of a stopped server, read without starting one (a start
+/// would re-queue a job left running, hiding whether shutdown did it).
+fn stored_job(dir: &Path, id: i64) -> (lrlab::store::JobRecord, Vec<u32>, u64) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let url = format!("sqlite://{}", dir.join("lrlab.db").display());
+        let store = lrlab::store::open(&url).await.expect("open the database");
+        let id = lrlab::job::JobId::new(id);
+        let record = store.job(id).await.unwrap().expect("the job");
+        let epochs = store.epoch_metrics(id).await.unwrap();
+        let steps = store.step_count(id).await.unwrap();
+        store.close().await;
+        (record, epochs.iter().map(|m| m.epoch).collect(), steps)
+    })
+}
+
 #[test]
-fn sigterm_requeues_the_running_job_and_exits_promptly() {
+fn sigterm_requeues_the_running_job_with_its_epochs_and_exits_within_the_deadline() {
     let dir = prepare_dir();
     let mut server = Server::start(dir.path());
     let id = submit(&server);
-    wait_until(&server, id, "epoch 1", |j| {
+    let before = wait_until(&server, id, "epoch 1", |j| {
         j["latest_metrics"]["epoch"].as_i64() >= Some(1)
     });
     let signaled = Instant::now();
     server.signal("TERM");
-    let status = server.wait_exit(Duration::from_secs(30));
+    // Watched for twice the deadline, so a late exit is measured rather than cut short.
+    let (status, took) = server.wait_exit(signaled, 2 * SHUTDOWN_DEADLINE);
     assert!(
         status.success(),
         "graceful shutdown should exit 0, got {status}"
     );
-    assert!(signaled.elapsed() < Duration::from_secs(30));
+    assert!(
+        took < SHUTDOWN_DEADLINE,
+        "exited {took:?} after SIGTERM; the documented bound is {SHUTDOWN_DEADLINE:?}"
+    );
+
+    // Shutdown itself put the job back in the queue (a crash leaves it `running`), with
+    // every epoch it completed stored once and checkpointed.
+    let (record, epochs, steps) = stored_job(dir.path(), id);
+    assert_eq!(record.status, lrlab::job::JobStatus::Queued, "{record:?}");
+    assert_eq!(record.attempts, 1);
+    assert_eq!(record.worker, None);
+    let done = epochs.len() as u32;
+    assert!(
+        i64::from(done) >= before["latest_metrics"]["epoch"].as_i64().unwrap() && done < EPOCHS,
+        "{epochs:?}"
+    );
+    assert_eq!(epochs, (1..=done).collect::<Vec<_>>());
+    assert_eq!(steps, u64::from(done) * TRAIN_IMAGES.div_ceil(BATCH) as u64);
+    assert_eq!(record.progress_epoch, i64::from(done));
+    let checkpoint =
+        lrlab::train::checkpoint::read_meta(&dir.path().join("artifacts").join(id.to_string()))
+            .expect("read the checkpoint")
+            .expect("a checkpoint");
+    assert_eq!(
+        checkpoint.epoch, done,
+        "the checkpoint holds the last stored epoch"
+    );
 
     let server = Server::start(dir.path());
     assert_resumed_like_uninterrupted(&server, id);

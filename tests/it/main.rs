@@ -4,12 +4,23 @@
 
 mod api_jobs;
 mod crash_recovery;
+mod idempotency;
+mod job_cancel;
 mod job_concurrency;
 mod job_events;
+mod job_queue;
+mod job_results;
 mod leases;
+mod openapi;
 mod schedules;
+mod server_connections;
+mod server_guards;
+mod server_health;
+mod service_matches_cli;
 mod store;
 mod support;
+mod sweeps;
 mod test_db;
 mod train_grad;
 mod train_run;
+mod worker_faults;

@@ -9,7 +9,7 @@ use lrlab::data::{synthetic, Dataset, Limits};
 use lrlab::schedule::{Schedule, ScheduleSpec};
 use lrlab::train::{
     checkpoint, train, DeviceSpec, EpochMetrics, EpochReport, OptimizerSpec, Progress, RunSpec,
-    RunSummary, ScheduleUnit, TrainConfig, TrainError, TrainObserver, TrainPlan,
+    RunSummary, ScheduleUnit, StepRecord, TrainConfig, TrainError, TrainObserver, TrainPlan,
 };
 use serde_json::json;
 
@@ -91,6 +91,7 @@ fn run(
             device: &Device::Cpu,
             checkpoint_dir: dir,
             stop,
+            until_epoch: None,
         },
         obs,
     )
@@ -571,33 +572,27 @@ fn the_cli_writes_metrics_steps_and_weights_and_resumes_in_its_out_dir() {
     }
 }
 
-/// Throughput on the real Fashion-MNIST, one epoch at batch 256, through the CLI:
-/// `cargo test --test train_run -- --ignored --nocapture real_data` (env `LRLAB_EPOCHS`,
-/// `LRLAB_TRAIN_LIMIT` shorten or lengthen it).
+/// The real Fashion-MNIST through `lrlab train`: two epochs on its first 12,000 images learn
+/// (test accuracy 0.79–0.80 on the whole test set over seeds 0–2; chance is 0.1) and leave
+/// the metrics, the per-update records and the weights in `--out`. Skipped with a note
+/// where the data set is not installed, except in CI (`CI` set), which installs it.
 #[test]
-#[ignore = "needs the real Fashion-MNIST and minutes of CPU"]
-fn real_data_one_epoch_through_the_cli() {
-    let Ok(dir) = lrlab::data::locate(None, false) else {
-        eprintln!("no Fashion-MNIST here; skipping");
+fn real_data_two_short_epochs_through_the_cli_learn_and_write_their_files() {
+    use lrlab::cli::train::{run_train, TrainArgs};
+    let Some(dir) = crate::support::real_fashion_mnist("the real-data CLI run") else {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let epochs: u32 = std::env::var("LRLAB_EPOCHS")
-        .ok()
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(1);
-    lrlab::cli::train::run_train(lrlab::cli::train::TrainArgs {
-        schedule: r#"{"kind":"constant","lr":0.3}"#.to_string(),
-        epochs,
-        batch_size: 256,
+    run_train(TrainArgs {
+        schedule: r#"{"kind":"constant","lr":0.05}"#.to_string(),
+        epochs: 2,
+        batch_size: 128,
         unit: ScheduleUnit::Epoch,
-        momentum: 0.0,
+        momentum: 0.9,
         nesterov: false,
         weight_decay: 0.0,
         seed: 0,
-        train_limit: std::env::var("LRLAB_TRAIN_LIMIT")
-            .ok()
-            .and_then(|e| e.parse().ok()),
+        train_limit: Some(12_000),
         test_limit: None,
         device: DeviceSpec::Cpu,
         data_dir: Some(dir),
@@ -606,7 +601,42 @@ fn real_data_one_epoch_through_the_cli() {
         restart: false,
     })
     .unwrap();
+
     let metrics = std::fs::read_to_string(out.path().join("metrics.csv")).unwrap();
-    eprintln!("{metrics}");
-    assert_eq!(metrics.lines().count(), epochs as usize + 1);
+    let mut lines = metrics.lines();
+    assert_eq!(lines.next(), Some(EpochMetrics::CSV_HEADER));
+    let rows: Vec<Vec<f64>> = lines
+        .map(|line| line.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{metrics}");
+    // epoch,train_loss,train_acc,test_loss,test_acc,lr,…
+    assert_eq!((rows[0][0], rows[1][0]), (1.0, 2.0));
+    assert!(
+        rows[1][1] < rows[0][1],
+        "the training loss should fall:\n{metrics}"
+    );
+    assert!(
+        rows[1][4] > 0.7,
+        "it should learn (chance is 0.1):\n{metrics}"
+    );
+    assert!(rows.iter().all(|row| row[5] == 0.05));
+
+    let steps = std::fs::read_to_string(out.path().join("steps.csv")).unwrap();
+    let steps: Vec<&str> = steps.lines().collect();
+    assert_eq!(steps[0], StepRecord::CSV_HEADER);
+    let per_epoch = 12_000usize.div_ceil(128);
+    assert_eq!(steps.len(), 1 + 2 * per_epoch);
+    assert!(steps[steps.len() - 1].starts_with(&format!("2,{},0.05,", 2 * per_epoch - 1)));
+
+    // The weights are a safetensors file holding the LeNet's layers.
+    let weights = std::fs::read(out.path().join(checkpoint::WEIGHTS_FILE)).unwrap();
+    let header_len = u64::from_le_bytes(weights[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&weights[8..8 + header_len]).unwrap();
+    let names: Vec<&String> = header.as_object().unwrap().keys().collect();
+    for layer in ["conv1", "conv2", "fc1", "fc2", "fc3"] {
+        assert!(
+            names.iter().any(|name| name.contains(layer)),
+            "{layer} missing: {names:?}"
+        );
+    }
 }

@@ -13,7 +13,8 @@ use crate::store::{
 /// parses (and reports as corrupt when it cannot).
 pub(super) const JOB_COLUMNS: &str = "id, spec::text AS spec, warnings::text AS warnings, status, \
      created_at, started_at, finished_at, updated_at, attempts, worker, device, \
-     cancel_requested, error_code, error_message, total_steps, progress_epoch, progress_step";
+     cancel_requested, error_code, error_message, total_steps, progress_epoch, progress_step, \
+     sweep_id, sweep_config, run_until_epoch, stop_early_requested";
 
 impl PostgresStore {
     pub(super) async fn submit_job(&self, job: NewJob<'_>) -> Result<Submitted, StoreError> {
@@ -102,12 +103,14 @@ impl PostgresStore {
              WHERE ($1::text[] IS NULL OR status = ANY($1)) \
              AND ($2::text IS NULL OR name = $2) \
              AND ($3::bigint IS NULL OR id < $3) \
+             AND ($5::bigint IS NULL OR sweep_id = $5) \
              ORDER BY id DESC LIMIT $4"
         ))
         .bind(&statuses)
         .bind(&filter.name)
         .bind(filter.before)
         .bind(i64::from(filter.limit))
+        .bind(filter.sweep)
         .fetch_all(&self.pool)
         .await?;
         let jobs = rows
@@ -117,10 +120,12 @@ impl PostgresStore {
         let (total,) = sqlx::query_as::<_, (i64,)>(
             "SELECT COUNT(*) FROM jobs \
              WHERE ($1::text[] IS NULL OR status = ANY($1)) \
-             AND ($2::text IS NULL OR name = $2)",
+             AND ($2::text IS NULL OR name = $2) \
+             AND ($3::bigint IS NULL OR sweep_id = $3)",
         )
         .bind(&statuses)
         .bind(&filter.name)
+        .bind(filter.sweep)
         .fetch_one(&self.pool)
         .await?;
         Ok((jobs, total))
@@ -141,7 +146,7 @@ impl PostgresStore {
     pub(super) async fn cancel_job(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
         let canceled = sqlx::query(
             "UPDATE jobs SET status = 'canceled', cancel_requested = true, finished_at = now(), \
-             updated_at = now() WHERE id = $1 AND status = 'queued'",
+             updated_at = now() WHERE id = $1 AND status IN ('queued', 'paused')",
         )
         .bind(id)
         .execute(&self.pool)
@@ -175,7 +180,8 @@ impl PostgresStore {
 
     pub(super) async fn delete_job(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {
         let deleted = sqlx::query(
-            "DELETE FROM jobs WHERE id = $1 AND status IN ('succeeded', 'failed', 'canceled')",
+            "DELETE FROM jobs WHERE id = $1 \
+             AND status IN ('succeeded', 'failed', 'canceled', 'stopped_early')",
         )
         .bind(id)
         .execute(&self.pool)

@@ -10,6 +10,7 @@
 mod jobs;
 mod metrics;
 mod queue;
+mod sweeps;
 mod workers;
 
 use std::collections::HashMap;
@@ -22,10 +23,12 @@ use sqlx::PgPool;
 
 use super::{
     redact_url, Backend, CancelOutcome, Claim, DeleteOutcome, Expired, HeldLease, JobFilter,
-    JobRecord, JobStore, Lease, MetricSummary, NewJob, Renewal, StoreError, Submitted,
-    WorkerIdentity, WorkerInfo,
+    JobRecord, JobStore, Lease, MetricSummary, NewJob, NewSweep, Renewal, StoreError,
+    StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus,
+    SweepStep, SweepSubmitted, WorkerIdentity, WorkerInfo,
 };
 use crate::job::{JobError, JobId, JobStatus};
+use crate::sweep::SweepId;
 use crate::train::{EpochMetrics, EpochReport, StepRecord};
 
 /// Connections per process: one per busy worker at a time, the heartbeats, and the API's
@@ -70,8 +73,8 @@ impl PostgresStore {
     }
 }
 
-/// The trait's methods are the inherent ones of `jobs.rs`, `queue.rs`, `metrics.rs` and
-/// `workers.rs`.
+/// The trait's methods are the inherent ones of `jobs.rs`, `queue.rs`, `metrics.rs`,
+/// `workers.rs` and `sweeps.rs`.
 #[async_trait]
 impl JobStore for PostgresStore {
     fn backend(&self) -> Backend {
@@ -107,6 +110,9 @@ impl JobStore for PostgresStore {
     }
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         self.release_lease(lease).await
+    }
+    async fn pause(&self, lease: &Lease, epochs_done: u32) -> Result<JobStatus, StoreError> {
+        self.pause_job(lease, epochs_done).await
     }
     async fn finish(
         &self,
@@ -165,6 +171,42 @@ impl JobStore for PostgresStore {
     }
     async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
         self.live_workers().await
+    }
+    async fn submit_sweep(&self, sweep: NewSweep<'_>) -> Result<SweepSubmitted, StoreError> {
+        self.insert_sweep(sweep).await
+    }
+    async fn sweep(&self, id: SweepId) -> Result<Option<SweepRecord>, StoreError> {
+        self.find_sweep(id).await
+    }
+    async fn list_sweeps(
+        &self,
+        filter: &SweepFilter,
+    ) -> Result<(Vec<SweepRecord>, i64), StoreError> {
+        self.list_sweep_page(filter).await
+    }
+    async fn unfinished_sweeps(&self) -> Result<Vec<SweepId>, StoreError> {
+        self.unfinished().await
+    }
+    async fn sweep_members(&self, id: SweepId) -> Result<Vec<JobRecord>, StoreError> {
+        self.members(id).await
+    }
+    async fn sweep_metrics(
+        &self,
+        id: SweepId,
+    ) -> Result<HashMap<JobId, Vec<EpochMetrics>>, StoreError> {
+        self.member_metrics(id).await
+    }
+    async fn sweep_events(&self, id: SweepId) -> Result<Vec<StoredSweepEvent>, StoreError> {
+        self.events(id).await
+    }
+    async fn apply_sweep_step(&self, step: SweepStep<'_>) -> Result<bool, StoreError> {
+        self.apply_step(step).await
+    }
+    async fn request_sweep_cancel(&self, id: SweepId) -> Result<Option<SweepStatus>, StoreError> {
+        self.flag_sweep_cancel(id).await
+    }
+    async fn delete_sweep(&self, id: SweepId) -> Result<SweepDeleteOutcome, StoreError> {
+        self.remove_sweep(id).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         // Reads the queue index and the last page of the jobs table, as SQLite's does.

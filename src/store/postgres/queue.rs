@@ -1,4 +1,5 @@
-//! The queue: claims with leases, heartbeats, expiry, and a worker's fenced writes.
+//! The queue: claims with leases (and sweeps' concurrency limits), heartbeats, expiry, and a
+//! worker's fenced writes.
 //!
 //! Every instant is the database's `now()`; a lease of `ttl` ends at
 //! `now() + make_interval(secs => ttl)`.
@@ -14,6 +15,7 @@ use crate::store::rows::JobRow;
 use crate::store::{
     Claim, Expired, HeldLease, JobRecord, Lease, LeaseToken, Renewal, StoreError, WorkerIdentity,
 };
+use crate::sweep::SweepId;
 
 /// Fails with [`StoreError::LeaseLost`] when a fenced statement changed no row.
 pub(super) fn fenced(job: JobId, rows_affected: u64) -> Result<(), StoreError> {
@@ -24,11 +26,30 @@ pub(super) fn fenced(job: JobId, rows_affected: u64) -> Result<(), StoreError> {
     }
 }
 
+/// How many times a claim tries again when every job it could take belonged to a sweep
+/// another claim was taking a member of at that moment.
+const CLAIM_ATTEMPTS: usize = 5;
+const CONTENDED_PAUSE: Duration = Duration::from_millis(20);
+
+enum ClaimAttempt {
+    Claimed(Box<Claim>),
+    /// Nothing can be claimed now.
+    Empty,
+    /// Only members of sweeps whose row another claim held were left.
+    Contended,
+}
+
 #[derive(Debug, sqlx::FromRow)]
 struct ClaimedRow {
     #[sqlx(flatten)]
     job: JobRow,
     lease_expires_at: DateTime<Utc>,
+}
+
+/// A status word read back from job `job`.
+fn parse_status(job: JobId, word: &str) -> Result<JobStatus, StoreError> {
+    word.parse()
+        .map_err(|e: crate::job::UnknownStatus| StoreError::corrupt(job, e.to_string()))
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -43,88 +64,159 @@ struct LeaseRow {
 }
 
 impl PostgresStore {
-    /// One statement: the sub-select locks the next queued row and skips rows other
-    /// claimers have locked, so concurrent claims neither wait nor collide.
+    /// Takes the next queued job. The candidate's row is locked with `SKIP LOCKED`, so
+    /// concurrent claimers neither wait for each other nor take one job twice. A member of
+    /// a sweep with a `max_concurrent` is taken only under its sweep's row lock, after
+    /// counting the sweep's running members again: claims of one limited sweep go one at
+    /// a time, so they never overshoot the limit together. The sweep's lock is taken with
+    /// `SKIP LOCKED` too (a claim holding a job's lock never waits, so it cannot deadlock
+    /// with a coordinator step, which locks the sweep and then its members); a claim that
+    /// found only such busy sweeps tries again shortly.
     pub(super) async fn claim(
         &self,
         worker: &WorkerIdentity,
         ttl: Duration,
     ) -> Result<Option<Claim>, StoreError> {
+        for _ in 0..CLAIM_ATTEMPTS {
+            match self.try_claim(worker, ttl).await? {
+                ClaimAttempt::Claimed(claim) => return Ok(Some(*claim)),
+                ClaimAttempt::Empty => return Ok(None),
+                ClaimAttempt::Contended => tokio::time::sleep(CONTENDED_PAUSE).await,
+            }
+        }
+        Ok(None)
+    }
+
+    async fn try_claim(
+        &self,
+        worker: &WorkerIdentity,
+        ttl: Duration,
+    ) -> Result<ClaimAttempt, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Sweeps passed over in this attempt: at their limit, or locked by another claim.
+        let mut passed: Vec<i64> = Vec::new();
+        let mut contended = false;
+        let id = loop {
+            let candidate = sqlx::query_as::<_, (i64, Option<i64>, Option<i64>)>(
+                "SELECT j.id, j.sweep_id, s.max_concurrent FROM jobs j \
+                 LEFT JOIN sweeps s ON s.id = j.sweep_id \
+                 WHERE j.status = 'queued' \
+                 AND (j.sweep_id IS NULL OR NOT (j.sweep_id = ANY($1))) \
+                 AND (s.max_concurrent IS NULL OR (SELECT COUNT(*) FROM jobs r \
+                      WHERE r.sweep_id = j.sweep_id AND r.status = 'running') < s.max_concurrent) \
+                 ORDER BY j.priority DESC, j.id LIMIT 1 \
+                 FOR UPDATE OF j SKIP LOCKED",
+            )
+            .bind(&passed)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((id, sweep, limit)) = candidate else {
+                return Ok(if contended {
+                    ClaimAttempt::Contended
+                } else {
+                    ClaimAttempt::Empty
+                });
+            };
+            let (Some(sweep), Some(limit)) = (sweep, limit) else {
+                break id;
+            };
+            let locked = sqlx::query("SELECT id FROM sweeps WHERE id = $1 FOR UPDATE SKIP LOCKED")
+                .bind(sweep)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if !locked {
+                contended = true;
+                passed.push(sweep);
+                continue;
+            }
+            // A new statement sees every claim committed before the lock was ours.
+            let (running,) = sqlx::query_as::<_, (i64,)>(
+                "SELECT COUNT(*) FROM jobs WHERE sweep_id = $1 AND status = 'running'",
+            )
+            .bind(sweep)
+            .fetch_one(&mut *tx)
+            .await?;
+            if running < limit {
+                break id;
+            }
+            passed.push(sweep);
+        };
         let token = LeaseToken::random();
         let row = sqlx::query_as::<_, ClaimedRow>(&format!(
             "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, now()), \
-             updated_at = now(), attempts = attempts + 1, worker = $1, worker_host = $2, \
-             worker_pid = $3, device = $4, lease_token = $5, \
-             lease_expires_at = now() + make_interval(secs => $6) \
-             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
-                         ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING {JOB_COLUMNS}, lease_expires_at"
+             updated_at = now(), attempts = attempts + 1, worker = $2, worker_host = $3, \
+             worker_pid = $4, device = $5, lease_token = $6, \
+             lease_expires_at = now() + make_interval(secs => $7) \
+             WHERE id = $1 RETURNING {JOB_COLUMNS}, lease_expires_at"
         ))
+        .bind(id)
         .bind(&worker.name)
         .bind(&worker.host)
         .bind(i64::from(worker.pid))
         .bind(&worker.device)
         .bind(token.as_str())
         .bind(ttl.as_secs_f64())
-        .fetch_optional(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
+        tx.commit().await?;
         let job = JobRecord::try_from(row.job)?;
-        Ok(Some(Claim {
+        Ok(ClaimAttempt::Claimed(Box::new(Claim {
             lease: Lease {
                 job: job.id,
                 token,
                 expires_at: row.lease_expires_at,
             },
             job,
-        }))
+        })))
     }
 
     pub(super) async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Renewal, StoreError> {
-        let row = sqlx::query_as::<_, (DateTime<Utc>, bool)>(
+        let row = sqlx::query_as::<_, (DateTime<Utc>, bool, bool)>(
             "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3) \
              WHERE id = $1 AND lease_token = $2 AND status = 'running' \
-             RETURNING lease_expires_at, cancel_requested",
+             RETURNING lease_expires_at, cancel_requested, stop_early_requested",
         )
         .bind(lease.job)
         .bind(lease.token.as_str())
         .bind(ttl.as_secs_f64())
         .fetch_optional(&self.pool)
         .await?;
-        let (expires_at, cancel_requested) = row.ok_or(StoreError::LeaseLost { job: lease.job })?;
+        let (expires_at, cancel_requested, stop_early_requested) =
+            row.ok_or(StoreError::LeaseLost { job: lease.job })?;
         Ok(Renewal {
             expires_at,
             cancel_requested,
+            stop_early_requested,
         })
     }
 
     /// One statement. A heartbeat racing with it holds the row's lock; the sweep then
     /// re-reads the renewed expiry and leaves the job alone.
     pub(super) async fn requeue_expired_jobs(&self) -> Result<Vec<Expired>, StoreError> {
-        let rows = sqlx::query_as::<_, (i64, String)>(
+        let rows = sqlx::query_as::<_, (i64, String, Option<i64>)>(
             "WITH expired AS ( \
                  UPDATE jobs SET \
-                 status = CASE WHEN cancel_requested THEN 'canceled' ELSE 'queued' END, \
-                 finished_at = CASE WHEN cancel_requested THEN now() ELSE finished_at END, \
+                 status = CASE WHEN cancel_requested THEN 'canceled' \
+                     WHEN stop_early_requested THEN 'stopped_early' ELSE 'queued' END, \
+                 finished_at = CASE WHEN cancel_requested OR stop_early_requested THEN now() \
+                     ELSE finished_at END, \
                  worker = NULL, worker_host = NULL, worker_pid = NULL, \
                  lease_token = NULL, lease_expires_at = NULL, updated_at = now() \
                  WHERE status = 'running' AND lease_expires_at <= now() \
-                 RETURNING id, status), \
+                 RETURNING id, status, sweep_id), \
              gone AS (DELETE FROM workers WHERE expires_at <= now()) \
-             SELECT id, status FROM expired ORDER BY id",
+             SELECT id, status, sweep_id FROM expired ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(id, status)| {
+            .map(|(id, status, sweep)| {
                 let job = JobId::new(id);
                 Ok(Expired {
                     job,
-                    status: status.parse().map_err(|e: crate::job::UnknownStatus| {
-                        StoreError::corrupt(job, e.to_string())
-                    })?,
+                    status: parse_status(job, &status)?,
+                    sweep: sweep.map(SweepId::new),
                 })
             })
             .collect()
@@ -170,6 +262,34 @@ impl PostgresStore {
         .execute(&self.pool)
         .await?;
         fenced(lease.job, done.rows_affected())
+    }
+
+    /// The lease ends here, as with `finish`. The status depends on what the sweep decided
+    /// while the member was stopping (see [`JobStore::pause`](crate::store::JobStore::pause)).
+    pub(super) async fn pause_job(
+        &self,
+        lease: &Lease,
+        epochs_done: u32,
+    ) -> Result<JobStatus, StoreError> {
+        let row = sqlx::query_as::<_, (String,)>(
+            "UPDATE jobs SET worker = NULL, worker_host = NULL, worker_pid = NULL, \
+             lease_token = NULL, lease_expires_at = NULL, updated_at = now(), \
+             status = CASE \
+                 WHEN cancel_requested THEN 'canceled' \
+                 WHEN stop_early_requested THEN 'stopped_early' \
+                 WHEN run_until_epoch IS NOT NULL AND run_until_epoch <= $3 THEN 'paused' \
+                 ELSE 'queued' END, \
+             finished_at = CASE WHEN cancel_requested OR stop_early_requested THEN now() \
+                 ELSE finished_at END \
+             WHERE id = $1 AND lease_token = $2 AND status = 'running' RETURNING status",
+        )
+        .bind(lease.job)
+        .bind(lease.token.as_str())
+        .bind(i64::from(epochs_done))
+        .fetch_optional(&self.pool)
+        .await?;
+        let (status,) = row.ok_or(StoreError::LeaseLost { job: lease.job })?;
+        parse_status(lease.job, &status)
     }
 
     /// The lease ends with the job: any later write of its worker is refused.

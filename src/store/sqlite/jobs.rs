@@ -5,15 +5,10 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
 use crate::job::{JobId, JobStatus};
-use crate::store::rows::JobRow;
+use crate::store::rows::{JobRow, JOB_COLUMNS};
 use crate::store::{
     CancelOutcome, DeleteOutcome, JobFilter, JobRecord, NewJob, StoreError, Submitted,
 };
-
-pub(super) const JOB_COLUMNS: &str =
-    "id, spec, warnings, status, created_at, started_at, finished_at, \
-     updated_at, attempts, worker, device, cancel_requested, error_code, error_message, \
-     total_steps, progress_epoch, progress_step";
 
 impl SqliteStore {
     pub(super) async fn submit_job(&self, job: NewJob<'_>) -> Result<Submitted, StoreError> {
@@ -140,7 +135,7 @@ impl SqliteStore {
         let now = Utc::now();
         let canceled = sqlx::query(
             "UPDATE jobs SET status = 'canceled', cancel_requested = 1, finished_at = ?, \
-             updated_at = ? WHERE id = ? AND status = 'queued'",
+             updated_at = ? WHERE id = ? AND status IN ('queued', 'paused')",
         )
         .bind(now)
         .bind(now)
@@ -176,7 +171,8 @@ impl SqliteStore {
 
     pub(super) async fn delete_job(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {
         let deleted = sqlx::query(
-            "DELETE FROM jobs WHERE id = ? AND status IN ('succeeded', 'failed', 'canceled')",
+            "DELETE FROM jobs WHERE id = ? \
+             AND status IN ('succeeded', 'failed', 'canceled', 'stopped_early')",
         )
         .bind(id)
         .execute(&self.pool)
@@ -210,5 +206,8 @@ fn push_filter(query: &mut QueryBuilder<'_, Sqlite>, filter: &JobFilter) {
     }
     if let Some(name) = &filter.name {
         query.push(" AND name = ").push_bind(name.clone());
+    }
+    if let Some(sweep) = filter.sweep {
+        query.push(" AND sweep_id = ").push_bind(sweep);
     }
 }

@@ -27,7 +27,7 @@ impl SqliteStore {
         let id = lease.job;
         let m = &report.metrics;
         let next_step = report.steps.last().map_or(0, |last| last.step + 1);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let progressed = sqlx::query(
             "UPDATE jobs SET progress_epoch = ?, progress_step = MAX(progress_step, ?) \
              WHERE id = ? AND lease_token = ?",

@@ -3,6 +3,7 @@
 mod jobs;
 mod metrics;
 mod queue;
+mod sweeps;
 mod workers;
 
 use std::collections::HashMap;
@@ -15,13 +16,19 @@ use sqlx::SqlitePool;
 
 use super::{
     Backend, CancelOutcome, Claim, DeleteOutcome, Expired, HeldLease, JobFilter, JobRecord,
-    JobStore, Lease, MetricSummary, NewJob, Renewal, StoreError, Submitted, WorkerIdentity,
-    WorkerInfo,
+    JobStore, Lease, MetricSummary, NewJob, NewSweep, Renewal, StoreError, StoredSweepEvent,
+    Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus, SweepStep,
+    SweepSubmitted, WorkerIdentity, WorkerInfo,
 };
 use crate::job::{JobError, JobId, JobStatus};
+use crate::sweep::SweepId;
 use crate::train::{EpochMetrics, EpochReport, StepRecord};
 
 /// How long a statement waits for another connection's write lock before failing.
+///
+/// Multi-statement write transactions begin with `BEGIN IMMEDIATE`: a transaction that
+/// reads first and writes later cannot wait for the lock (SQLite answers "database is
+/// locked" at once to avoid a deadlock), one that takes the write lock up front can.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A pool of connections to one SQLite file.
@@ -48,22 +55,33 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .busy_timeout(BUSY_TIMEOUT);
+        let open_error = |source| StoreError::Open {
+            url: url.to_string(),
+            source,
+        };
+        // Migrations run with foreign keys off: rebuilding a table (the only way to change
+        // a constraint in SQLite) must not cascade-delete the rows that point at it.
+        let migrations = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone().foreign_keys(false))
+            .await
+            .map_err(open_error)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&migrations)
+            .await?;
+        migrations.close().await;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.foreign_keys(true))
             .await
-            .map_err(|source| StoreError::Open {
-                url: url.to_string(),
-                source,
-            })?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            .map_err(open_error)?;
         Ok(SqliteStore { pool })
     }
 }
 
-/// The trait's methods are the inherent ones of `jobs.rs` and `metrics.rs`.
+/// The trait's methods are the inherent ones of `jobs.rs`, `queue.rs`, `metrics.rs`,
+/// `workers.rs` and `sweeps.rs`.
 #[async_trait]
 impl JobStore for SqliteStore {
     fn backend(&self) -> Backend {
@@ -99,6 +117,9 @@ impl JobStore for SqliteStore {
     }
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         self.release_lease(lease).await
+    }
+    async fn pause(&self, lease: &Lease, epochs_done: u32) -> Result<JobStatus, StoreError> {
+        self.pause_job(lease, epochs_done).await
     }
     async fn finish(
         &self,
@@ -157,6 +178,42 @@ impl JobStore for SqliteStore {
     }
     async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
         self.live_workers().await
+    }
+    async fn submit_sweep(&self, sweep: NewSweep<'_>) -> Result<SweepSubmitted, StoreError> {
+        self.insert_sweep(sweep).await
+    }
+    async fn sweep(&self, id: SweepId) -> Result<Option<SweepRecord>, StoreError> {
+        self.find_sweep(id).await
+    }
+    async fn list_sweeps(
+        &self,
+        filter: &SweepFilter,
+    ) -> Result<(Vec<SweepRecord>, i64), StoreError> {
+        self.list_sweep_page(filter).await
+    }
+    async fn unfinished_sweeps(&self) -> Result<Vec<SweepId>, StoreError> {
+        self.unfinished().await
+    }
+    async fn sweep_members(&self, id: SweepId) -> Result<Vec<JobRecord>, StoreError> {
+        self.members(id).await
+    }
+    async fn sweep_metrics(
+        &self,
+        id: SweepId,
+    ) -> Result<HashMap<JobId, Vec<EpochMetrics>>, StoreError> {
+        self.member_metrics(id).await
+    }
+    async fn sweep_events(&self, id: SweepId) -> Result<Vec<StoredSweepEvent>, StoreError> {
+        self.events(id).await
+    }
+    async fn apply_sweep_step(&self, step: SweepStep<'_>) -> Result<bool, StoreError> {
+        self.apply_step(step).await
+    }
+    async fn request_sweep_cancel(&self, id: SweepId) -> Result<Option<SweepStatus>, StoreError> {
+        self.flag_sweep_cancel(id).await
+    }
+    async fn delete_sweep(&self, id: SweepId) -> Result<SweepDeleteOutcome, StoreError> {
+        self.remove_sweep(id).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         // Reads the queue index and the last page of the jobs table, so a

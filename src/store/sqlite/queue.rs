@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::jobs::JOB_COLUMNS;
 use super::SqliteStore;
 use crate::job::{JobError, JobId, JobStatus};
-use crate::store::rows::JobRow;
+use crate::store::rows::{JobRow, JOB_COLUMNS};
 use crate::store::{
     Claim, Expired, HeldLease, JobRecord, Lease, LeaseToken, Renewal, StoreError, WorkerIdentity,
 };
+use crate::sweep::SweepId;
 
 /// Milliseconds since the Unix epoch, as lease columns store instants.
 pub(super) fn millis(at: DateTime<Utc>) -> i64 {
@@ -43,8 +43,17 @@ pub(super) fn fenced(job: JobId, rows_affected: u64) -> Result<(), StoreError> {
     }
 }
 
+/// A condition on the claim's candidate `j`: it belongs to no sweep, or its sweep has no
+/// concurrency limit, or fewer of its members run than the limit. SQLite runs one write at
+/// a time, so the count cannot change between this check and the claim.
+const UNDER_SWEEP_LIMIT: &str = "(j.sweep_id IS NULL OR COALESCE((SELECT s.max_concurrent \
+     FROM sweeps s WHERE s.id = j.sweep_id), -1) < 0 OR (SELECT COUNT(*) FROM jobs r \
+     WHERE r.sweep_id = j.sweep_id AND r.status = 'running') < (SELECT s.max_concurrent \
+     FROM sweeps s WHERE s.id = j.sweep_id))";
+
 impl SqliteStore {
-    /// One statement, so two workers can never take the same job.
+    /// One statement, so two workers can never take the same job. A sweep's member is only
+    /// taken while fewer than its sweep's `max_concurrent` members run.
     pub(super) async fn claim(
         &self,
         worker: &WorkerIdentity,
@@ -57,8 +66,9 @@ impl SqliteStore {
             "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), \
              updated_at = ?, attempts = attempts + 1, worker = ?, worker_host = ?, \
              worker_pid = ?, device = ?, lease_token = ?, lease_expires_at = ? \
-             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
-                         ORDER BY priority DESC, id ASC LIMIT 1) \
+             WHERE id = (SELECT j.id FROM jobs j WHERE j.status = 'queued' \
+                         AND {UNDER_SWEEP_LIMIT} \
+                         ORDER BY j.priority DESC, j.id ASC LIMIT 1) \
              AND status = 'queued' \
              RETURNING {JOB_COLUMNS}"
         ))
@@ -88,34 +98,37 @@ impl SqliteStore {
 
     pub(super) async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Renewal, StoreError> {
         let expires = expiry(Utc::now(), ttl);
-        let row = sqlx::query_as::<_, (bool,)>(
+        let row = sqlx::query_as::<_, (bool, bool)>(
             "UPDATE jobs SET lease_expires_at = ? \
              WHERE id = ? AND lease_token = ? AND status = 'running' \
-             RETURNING cancel_requested",
+             RETURNING cancel_requested, stop_early_requested",
         )
         .bind(expires)
         .bind(lease.job)
         .bind(lease.token.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        let (cancel_requested,) = row.ok_or_else(|| lease_lost(lease.job))?;
+        let (cancel_requested, stop_early_requested) = row.ok_or_else(|| lease_lost(lease.job))?;
         Ok(Renewal {
             expires_at: instant(expires),
             cancel_requested,
+            stop_early_requested,
         })
     }
 
     pub(super) async fn requeue_expired_jobs(&self) -> Result<Vec<Expired>, StoreError> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query_as::<_, (i64, JobStatus)>(
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query_as::<_, (i64, JobStatus, Option<i64>)>(
             "UPDATE jobs SET \
-             status = CASE WHEN cancel_requested THEN 'canceled' ELSE 'queued' END, \
-             finished_at = CASE WHEN cancel_requested THEN ? ELSE finished_at END, \
+             status = CASE WHEN cancel_requested THEN 'canceled' \
+                 WHEN stop_early_requested THEN 'stopped_early' ELSE 'queued' END, \
+             finished_at = CASE WHEN cancel_requested OR stop_early_requested THEN ? \
+                 ELSE finished_at END, \
              worker = NULL, worker_host = NULL, worker_pid = NULL, \
              lease_token = NULL, lease_expires_at = NULL, updated_at = ? \
              WHERE status = 'running' AND lease_expires_at <= ? \
-             RETURNING id, status",
+             RETURNING id, status, sweep_id",
         )
         .bind(now)
         .bind(now)
@@ -129,9 +142,10 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(rows
             .into_iter()
-            .map(|(id, status)| Expired {
+            .map(|(id, status, sweep)| Expired {
                 job: JobId::new(id),
                 status,
+                sweep: sweep.map(SweepId::new),
             })
             .collect())
     }
@@ -176,6 +190,37 @@ impl SqliteStore {
         .execute(&self.pool)
         .await?;
         fenced(lease.job, done.rows_affected())
+    }
+
+    /// The lease ends here, as with `finish`. The status depends on what the sweep decided
+    /// while the member was stopping (see [`JobStore::pause`](crate::store::JobStore::pause)).
+    pub(super) async fn pause_job(
+        &self,
+        lease: &Lease,
+        epochs_done: u32,
+    ) -> Result<JobStatus, StoreError> {
+        let now = Utc::now();
+        let row = sqlx::query_as::<_, (JobStatus,)>(
+            "UPDATE jobs SET worker = NULL, worker_host = NULL, worker_pid = NULL, \
+             lease_token = NULL, lease_expires_at = NULL, updated_at = ?, \
+             status = CASE \
+                 WHEN cancel_requested THEN 'canceled' \
+                 WHEN stop_early_requested THEN 'stopped_early' \
+                 WHEN run_until_epoch IS NOT NULL AND run_until_epoch <= ? THEN 'paused' \
+                 ELSE 'queued' END, \
+             finished_at = CASE WHEN cancel_requested OR stop_early_requested THEN ? \
+                 ELSE finished_at END \
+             WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING status",
+        )
+        .bind(now)
+        .bind(i64::from(epochs_done))
+        .bind(now)
+        .bind(lease.job)
+        .bind(lease.token.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let (status,) = row.ok_or_else(|| lease_lost(lease.job))?;
+        Ok(status)
     }
 
     /// The lease ends with the job: any later write of its worker is refused.

@@ -3,7 +3,7 @@ use crate::sweep::{
     StopperError, StoppingParams,
 };
 
-fn params(grace: u32, eta: u32, max_t: u32, mode: Mode, lockstep: bool) -> AshaParams {
+fn params(grace: u32, eta: u32, max_t: u32, mode: Mode, synchronous: bool) -> AshaParams {
     AshaParams {
         metric: if mode == Mode::Max {
             Metric::TestAcc
@@ -14,7 +14,7 @@ fn params(grace: u32, eta: u32, max_t: u32, mode: Mode, lockstep: bool) -> AshaP
         grace_period: grace,
         reduction_factor: eta,
         max_t,
-        lockstep,
+        synchronous,
     }
 }
 
@@ -131,7 +131,7 @@ fn asynchronous_asha_pauses_and_later_resumes_a_config() {
 }
 
 #[test]
-fn lockstep_asha_decides_a_rung_once_every_config_has_reached_it() {
+fn synchronous_asha_decides_a_rung_once_every_config_has_reached_it() {
     let mut asha = Asha::new(params(1, 2, 4, Mode::Max, true), vec![4; 4]).unwrap();
     assert!(asha.record(0, 1, 0.5).unwrap().is_empty());
     assert!(asha.record(1, 1, 0.7).unwrap().is_empty());

@@ -549,8 +549,8 @@ fn early_stopping_rules_are_checked_against_the_configs() {
         panic!("median expected");
     };
     assert_eq!(
-        (median.n_startup, median.warmup_epochs, median.lockstep),
-        (3, 8, true)
+        (median.n_startup, median.warmup_epochs, median.synchronous),
+        (3, 8, false)
     );
     assert_eq!(median.mode, crate::sweep::Mode::Min);
 

@@ -3,13 +3,13 @@ use crate::sweep::{
     StopperError, StoppingParams,
 };
 
-fn params(n_startup: u32, warmup_epochs: u32, lockstep: bool) -> MedianParams {
+fn params(n_startup: u32, warmup_epochs: u32, synchronous: bool) -> MedianParams {
     MedianParams {
         metric: Metric::TestAcc,
         mode: Mode::Max,
         n_startup,
         warmup_epochs,
-        lockstep,
+        synchronous,
     }
 }
 
@@ -75,7 +75,7 @@ fn an_even_number_of_others_takes_the_mean_of_the_middle_two() {
 }
 
 #[test]
-fn lockstep_judges_an_epoch_once_every_running_config_has_reported_it() {
+fn synchronous_median_judges_an_epoch_once_every_running_config_has_reported_it() {
     let mut median = Median::new(params(2, 1, true), vec![5; 4]).unwrap();
     for config in 0..4 {
         median.record(config, 1, 0.3).unwrap();
@@ -94,7 +94,7 @@ fn lockstep_judges_an_epoch_once_every_running_config_has_reported_it() {
 }
 
 #[test]
-fn in_lockstep_a_withdrawal_can_complete_an_epoch() {
+fn synchronously_a_withdrawal_can_complete_an_epoch() {
     let mut median = Median::new(params(1, 0, true), vec![3; 3]).unwrap();
     median.record(0, 1, 0.2).unwrap();
     median.record(1, 1, 0.6).unwrap();

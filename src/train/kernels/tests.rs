@@ -883,6 +883,7 @@ fn training_with_fast_kernels_matches_the_reference_path() {
             device: &Device::Cpu,
             checkpoint_dir: None,
             stop: &stop,
+            until_epoch: None,
         };
         train(spec, &mut Quiet).unwrap().epochs
     };
