@@ -36,9 +36,15 @@ async fn wait_sweep(app: &TestApp, id: i64, timeout: Duration) -> Value {
             tokio::time::Instant::now() < deadline,
             "sweep {id} did not finish in {timeout:?}: {view}"
         );
-        let _ = tokio::time::timeout_at(deadline, events.recv()).await;
+        // A member's event wakes us; the sweep's own status is written just after its
+        // members' (by a coordinator step in the background), so look again soon anyway.
+        let soon = (tokio::time::Instant::now() + SWEEP_RECHECK).min(deadline);
+        let _ = tokio::time::timeout_at(soon, events.recv()).await;
     }
 }
+
+/// How often `wait_sweep` reads the sweep again without an event.
+const SWEEP_RECHECK: Duration = Duration::from_millis(200);
 
 /// A small base job on the generated data.
 fn base(epochs: u32) -> Value {
