@@ -4,6 +4,7 @@
 
 mod api_jobs;
 mod crash_recovery;
+mod hooked_store;
 mod idempotency;
 mod job_cancel;
 mod job_concurrency;
