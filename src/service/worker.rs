@@ -23,6 +23,8 @@ pub type FaultHook = Arc<dyn Fn(JobId, u32) + Send + Sync>;
 const IDLE_POLL: Duration = Duration::from_secs(2);
 /// How often a running job's progress is written to the database.
 const PROGRESS_WRITE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the end of an epoch waits for a progress write under way before dropping it.
+const PROGRESS_WRITE_WAIT: Duration = Duration::from_secs(2);
 
 pub(super) struct Worker {
     service: Service,
@@ -330,7 +332,7 @@ fn run_blocking(
     service: &Service,
     job: &JobRecord,
     device: &Device,
-    held: &HeldJob,
+    held: &Arc<HeldJob>,
     handle: Handle,
 ) -> Result<RunEnd, RunError> {
     // The database is a trust boundary: the spec is checked again, by the same rules.
@@ -349,12 +351,13 @@ fn run_blocking(
     let mut observer = JobObserver {
         service,
         job: job.id,
-        held,
+        held: Arc::clone(held),
         sweep: job.sweep.map(|(sweep, _)| sweep),
         handle,
         last_write: None,
+        progress_write: None,
     };
-    let summary = train::train(
+    let trained = train::train(
         RunSpec {
             plan: plan.train(),
             data: &data,
@@ -364,7 +367,10 @@ fn run_blocking(
             until_epoch: job.run_until_epoch,
         },
         &mut observer,
-    )?;
+    );
+    // Nothing of the run may be written once its end is stored.
+    observer.await_progress_write();
+    let summary = trained?;
     Ok(if summary.epochs_done < plan.spec().epochs {
         RunEnd::Paused(summary.epochs_done)
     } else {
@@ -376,11 +382,62 @@ fn run_blocking(
 struct JobObserver<'a> {
     service: &'a Service,
     job: JobId,
-    held: &'a HeldJob,
+    held: Arc<HeldJob>,
     /// The sweep the job is a member of: told of every stored epoch.
     sweep: Option<crate::sweep::SweepId>,
     handle: Handle,
     last_write: Option<Instant>,
+    /// The progress write under way, if any.
+    progress_write: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl JobObserver<'_> {
+    /// Writes how far the job has got, in the background: progress is advisory, so
+    /// training never waits for it (a slow or unreachable database would hold every batch
+    /// for the pool's acquire timeout). While one write is under way the next ones are
+    /// skipped, so writes never pile up nor land out of order.
+    fn write_progress(&mut self, completed_epochs: u32, step: u64) {
+        if self
+            .progress_write
+            .as_ref()
+            .is_some_and(|write| !write.is_finished())
+        {
+            return;
+        }
+        let store = self.service.store().clone();
+        let held = Arc::clone(&self.held);
+        let write = async move {
+            match store
+                .set_progress(&held.lease, completed_epochs, step)
+                .await
+            {
+                Ok(()) => held.confirm(),
+                Err(StoreError::LeaseLost { .. }) => held.lose(),
+                // The epoch rows are what must not be lost; they are retried.
+                Err(err) => tracing::warn!(error = %err, "could not store progress"),
+            }
+        };
+        self.progress_write = Some(
+            self.handle
+                .spawn(write.instrument(tracing::Span::current())),
+        );
+    }
+
+    /// Lets the progress write under way end, for at most [`PROGRESS_WRITE_WAIT`], then
+    /// drops it: before an epoch is stored (whose progress an older write landing later
+    /// would undo) and before the run's end is (after which nothing of it may be written).
+    fn await_progress_write(&mut self) {
+        let Some(mut write) = self.progress_write.take() else {
+            return;
+        };
+        let ended = self
+            .handle
+            .block_on(tokio::time::timeout(PROGRESS_WRITE_WAIT, &mut write));
+        if ended.is_err() {
+            write.abort();
+            tracing::warn!("a progress write did not return in time; dropped");
+        }
+    }
 }
 
 impl TrainObserver for JobObserver<'_> {
@@ -407,17 +464,7 @@ impl TrainObserver for JobObserver<'_> {
             .is_none_or(|at| at.elapsed() >= PROGRESS_WRITE_INTERVAL)
         {
             self.last_write = Some(Instant::now());
-            let completed_epochs = p.epoch.saturating_sub(1);
-            match self.handle.block_on(self.service.store().set_progress(
-                &self.held.lease,
-                completed_epochs,
-                p.global_step,
-            )) {
-                Ok(()) => {}
-                Err(StoreError::LeaseLost { .. }) => self.held.lose(),
-                // Progress is advisory; the epoch rows are what must not be lost.
-                Err(err) => tracing::warn!(error = %err, "could not store progress"),
-            }
+            self.write_progress(p.epoch.saturating_sub(1), p.global_step);
         }
     }
 
@@ -428,6 +475,7 @@ impl TrainObserver for JobObserver<'_> {
         if let Some(fault) = &self.service.0.config.fault {
             fault(self.job, report.metrics.epoch);
         }
+        self.await_progress_write();
         let store = self.service.store();
         let held = &self.held;
         self.handle
