@@ -3,7 +3,8 @@
 //! Every test below is an `async fn(Store)`; `on_both_backends!` runs each one twice,
 //! as `store::sqlite::<name>` on a temp file and `store::postgres::<name>` on a fresh
 //! PostgreSQL database (see `test_db`). Both backends must pass the same tests: that
-//! is what lets the service ignore which one it runs on.
+//! is what lets the service ignore which one it runs on. Sweeps have their own half
+//! (`store::sweeps::…`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -69,6 +70,8 @@ on_both_backends!(
     single_host_backends_refuse_a_database_another_host_uses,
     ping_answers,
 );
+
+mod sweeps;
 
 async fn open(db: &TestDb) -> Store {
     store::open(&db.url).await.expect("open the store")
