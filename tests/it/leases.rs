@@ -1,5 +1,5 @@
 //! Leases seen from a running server: what its workers do when another process takes a
-//! job away, cancels it through its own API, or lets a lease expire.
+//! job away, cancels it through its own API, stops a sweep's member, or lets a lease expire.
 //!
 //! The "other process" is played by the test through the store, as a second lrlab
 //! process on another machine would act through the shared database.
@@ -8,7 +8,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use lrlab::job::{JobId, JobStatus};
-use lrlab::store::{CancelOutcome, LeaseConfig, WorkerIdentity};
+use lrlab::store::{
+    CancelOutcome, LeaseConfig, MemberUpdate, SweepStatus, SweepStep, WorkerIdentity,
+};
+use lrlab::sweep::SweepId;
+use serde_json::{json, Value};
 
 use crate::support::{small_job, spawn_app_from, test_config, write_data, TestApp};
 
@@ -121,6 +125,49 @@ async fn a_cancel_through_another_process_reaches_the_worker_with_its_heartbeat(
     let job = app.wait_finished(id).await;
     assert_eq!(job["status"], "canceled", "{job}");
     assert!(job["progress"]["epoch"].as_i64().unwrap() < 1000);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_stop_decided_in_another_process_reaches_the_worker_with_its_heartbeat() {
+    let app = spawn_quick_app(1).await;
+    let body = json!({
+        "base": {"epochs": 1000, "batch_size": 64, "schedule": {"kind": "constant", "lr": 0.05}},
+        "grid": {"schedule.lr": [0.05]},
+        "seeds": [0]
+    });
+    let response = app.post_json("/v1/sweeps", &body).await;
+    assert_eq!(response.status(), 201);
+    let sweep: Value = response.json().await.unwrap();
+    let sweep = SweepId::new(sweep["id"].as_i64().unwrap());
+    let store = app.store().clone();
+    let member = store.sweep_members(sweep).await.unwrap()[0].id;
+    app.wait_for(member.get(), Duration::from_secs(60), |s| s == "running")
+        .await;
+    // A coordinator elsewhere stops the member: in the database only, so this process's
+    // stop flag is not touched.
+    let stopped = [MemberUpdate::StopEarly { job: member }];
+    eventually("the stop to be stored", || async {
+        let next_seq = store.sweep_events(sweep).await.unwrap().len() as u64;
+        store
+            .apply_sweep_step(SweepStep {
+                sweep,
+                next_seq,
+                events: &[],
+                updates: &stopped,
+                status: SweepStatus::Running,
+            })
+            .await
+            .unwrap()
+            .then_some(())
+    })
+    .await;
+    let job = app
+        .wait_for(member.get(), Duration::from_secs(60), |s| {
+            s == "stopped_early"
+        })
+        .await;
+    assert!(job["progress"]["epoch"].as_i64().unwrap() < 1000, "{job}");
     app.shutdown().await;
 }
 
