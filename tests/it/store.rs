@@ -751,3 +751,71 @@ async fn ping_answers(store: Store) {
         "a closed store does not answer"
     );
 }
+
+/// A SQLite database of the release before leases (migrations 0001 and 0002, the sweeps)
+/// takes the lease migration on top of 0002's rebuilt jobs table: its jobs, their metrics
+/// and its sweeps are kept, and a job it left running is queued again (it held no lease).
+#[tokio::test]
+async fn a_sqlite_database_from_before_leases_is_upgraded_in_place() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    use std::str::FromStr;
+
+    let db = TestDb::sqlite();
+    let earlier = tempfile::tempdir().unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for name in ["0001_jobs.sql", "0002_sweeps.sql"] {
+        std::fs::copy(all.join(name), earlier.path().join(name)).unwrap();
+    }
+    let options = SqliteConnectOptions::from_str(&db.url)
+        .unwrap()
+        .create_if_missing(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(earlier.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let spec = serde_json::to_string(&spec("left-running", 0)).unwrap();
+    let now = "2026-01-01T00:00:00Z";
+    for statement in [
+        "INSERT INTO sweeps (id, name, request, created_at, updated_at) \
+         VALUES (1, 'lr', '{}', ?1, ?1)",
+        "INSERT INTO jobs (id, name, spec, status, created_at, started_at, updated_at, \
+         attempts, worker, epochs, total_steps, progress_epoch, sweep_id, sweep_config) \
+         VALUES (1, 'left-running', ?2, 'running', ?1, ?1, ?1, 1, 'worker-0', 2, 20, 1, 1, 0)",
+        "INSERT INTO epoch_metrics VALUES (1, 1, 1.0, 0.5, 0.9, 0.5, 0.1, 0.1, 0.1, 1.5, 0.25, 1000.0)",
+    ] {
+        sqlx::query(statement)
+            .bind(now)
+            .bind(&spec)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    let store = open(&db).await;
+    let job = store
+        .job(JobId::new(1))
+        .await
+        .unwrap()
+        .expect("the job is kept");
+    assert_eq!(job.status, JobStatus::Queued);
+    assert_eq!(job.worker, None);
+    assert_eq!(
+        job.sweep.map(|(sweep, config)| (sweep.get(), config)),
+        Some((1, 0))
+    );
+    assert_eq!(store.epoch_metrics(job.id).await.unwrap().len(), 1);
+    let claim = claim(&store, TTL).await;
+    assert_eq!((claim.job.id, claim.job.attempts), (job.id, 2));
+    store
+        .record_epoch(&claim.lease, &report(2, 4, 0.6))
+        .await
+        .unwrap();
+}
