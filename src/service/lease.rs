@@ -185,7 +185,11 @@ pub(super) async fn sweep_expired(service: Service) {
 pub(super) async fn requeue_expired(service: &Service) -> Result<Vec<JobId>, StoreError> {
     let expired = service.store().requeue_expired().await?;
     for job in &expired {
-        tracing::warn!(job = %job.job, status = %job.status, "the job's lease expired (its worker stopped answering); it resumes from its last checkpoint");
+        if job.status == JobStatus::Queued {
+            tracing::warn!(job = %job.job, "the job's lease expired (its worker stopped answering); it resumes from its last checkpoint");
+        } else {
+            tracing::warn!(job = %job.job, status = %job.status, "the job's lease expired (its worker stopped answering); it ended as it was asked to");
+        }
         service.emit(JobEvent::Status {
             job: job.job,
             status: job.status,
