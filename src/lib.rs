@@ -4,7 +4,7 @@
 //! - [`schedule`]: the pure learning-rate schedule engine (no I/O, no HTTP, no candle);
 //! - [`data`]: Fashion-MNIST IDX loading, location and a synthetic generator for tests;
 //! - [`train`]: the candle LeNet, its optimizer, the training loop and checkpoints;
-//! - [`store`]: the SQLite job store (all SQL lives there);
+//! - [`store`]: the job store on SQLite or PostgreSQL (all SQL lives there);
 //! - [`service`]: the queue workers that run stored jobs with [`train`];
 //! - [`job`]: the job domain (what is submitted, stored and warned about);
 //! - [`preview`]: a schedule's curve as a table, CSV or an SVG chart;

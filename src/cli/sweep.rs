@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::job::JobId;
 use crate::service::{DataConfig, JobEvent, Service, ServiceConfig, SweepDetails, SweepSubmission};
-use crate::store;
+use crate::store::{self, LeaseConfig};
 use crate::sweep::{bands_csv, csv_field, Metric, SweepId, SweepRequest};
 use crate::train::DeviceSpec;
 
@@ -77,6 +77,9 @@ async fn sweep(args: SweepArgs) -> anyhow::Result<()> {
                 allow_download: !args.no_download,
             },
             fault: None,
+            // The sweep runs in this process only: its leases matter after a crash, when
+            // the rerun re-queues what this process held.
+            lease: LeaseConfig::default(),
         },
     )
     .await?;

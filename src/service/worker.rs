@@ -9,9 +9,10 @@ use tracing::Instrument;
 
 use candle_core::Device;
 
+use super::lease::{Heartbeat, HeldJob};
 use super::{JobEvent, ProgressEvent, Service};
 use crate::job::{FailureCode, InvalidJob, JobError, JobId, JobPlan, JobStatus};
-use crate::store::{JobRecord, StoreError};
+use crate::store::{Claim, JobRecord, StoreError, WorkerIdentity};
 use crate::train::{self, DeviceSpec, EpochReport, Progress, RunSpec, TrainError, TrainObserver};
 
 /// A function workers call at the end of every epoch, before storing it (tests use it to
@@ -22,11 +23,14 @@ pub type FaultHook = Arc<dyn Fn(JobId, u32) + Send + Sync>;
 const IDLE_POLL: Duration = Duration::from_secs(2);
 /// How often a running job's progress is written to the database.
 const PROGRESS_WRITE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the end of an epoch waits for a progress write under way before dropping it.
+const PROGRESS_WRITE_WAIT: Duration = Duration::from_secs(2);
 
 pub(super) struct Worker {
     service: Service,
     name: String,
     device: DeviceSpec,
+    identity: WorkerIdentity,
 }
 
 /// How a training run ended, as far as the job's status is concerned.
@@ -37,13 +41,17 @@ enum Ending {
     /// A sweep member reached its pause point (an early-stopping rung) after this many
     /// epochs.
     Paused(u32),
+    /// The lease was lost: the job is someone else's now; write nothing.
+    Lost,
 }
 
 impl Worker {
     pub(super) fn new(service: Service, slot: usize, device: DeviceSpec) -> Self {
+        let name = format!("worker-{slot}");
         Worker {
             service,
-            name: format!("worker-{slot}"),
+            identity: WorkerIdentity::local(&name, device.to_string()),
+            name,
             device,
         }
     }
@@ -65,6 +73,8 @@ impl Worker {
             }
         };
         tracing::info!(worker = %self.name, device = %self.device, "worker started");
+        let lease = self.service.0.config.lease;
+        let mut last_beat: Option<Instant> = None;
         while !self.service.is_shutting_down() {
             // Registered before looking at the queue, so a submission that
             // lands between the claim and the wait is not missed.
@@ -72,14 +82,19 @@ impl Worker {
             match self
                 .service
                 .store()
-                .claim_next(&self.name, &self.device.to_string())
+                .claim_next(&self.identity, lease.ttl)
                 .await
             {
-                Ok(Some(job)) => {
-                    let span = tracing::info_span!("job", id = %job.id, worker = %self.name);
-                    self.run_job(job, &device).instrument(span).await;
+                Ok(Some(claim)) => {
+                    let span = tracing::info_span!("job", id = %claim.job.id, worker = %self.name);
+                    self.run_job(claim, &device).instrument(span).await;
+                    last_beat = None;
                 }
                 Ok(None) => {
+                    if last_beat.is_none_or(|at| at.elapsed() >= lease.heartbeat) {
+                        last_beat = Some(Instant::now());
+                        self.beat(None).await;
+                    }
                     let _ = tokio::time::timeout(IDLE_POLL, woken).await;
                 }
                 Err(err) => {
@@ -88,26 +103,55 @@ impl Worker {
                 }
             }
         }
+        if let Err(err) = self.service.store().worker_stopped(&self.identity).await {
+            tracing::debug!(error = %err, "could not remove the worker from the listing");
+        }
         tracing::info!(worker = %self.name, "worker stopped");
     }
 
-    async fn run_job(&self, job: JobRecord, device: &Device) {
+    /// Tells the `workers` table this worker is alive (and what it trains).
+    async fn beat(&self, job: Option<JobId>) {
+        let ttl = self.service.0.config.lease.ttl;
+        if let Err(err) = self
+            .service
+            .store()
+            .worker_heartbeat(&self.identity, job, ttl)
+            .await
+        {
+            tracing::debug!(error = %err, "could not record the worker's heartbeat");
+        }
+    }
+
+    async fn run_job(&self, claim: Claim, device: &Device) {
+        let Claim { job, lease } = claim;
         let id = job.id;
         tracing::info!(attempt = job.attempts, "job started");
         crate::observability::job_started();
         let stop = Arc::new(AtomicBool::new(false));
         self.service.running_jobs().insert(id, Arc::clone(&stop));
-        // A cancel or shutdown that came between the claim and now: the flag is
-        // registered first, then the store is read, so a cancel that set the
+        let held = Arc::new(HeldJob::new(
+            lease,
+            Arc::clone(&stop),
+            self.service.0.config.lease,
+        ));
+        self.beat(Some(id)).await;
+        let heartbeat = Heartbeat::start(
+            self.service.store().clone(),
+            self.identity.clone(),
+            Arc::clone(&held),
+        );
+        // A cancel, an early stop or a shutdown that came between the claim and now: the
+        // flag is registered first, then the store is read, so a request that set the
         // store's flag before we registered ours is seen here.
-        let canceled = match self.service.store().cancel_requested(id).await {
-            Ok(requested) => requested,
+        let stop_requested = match self.service.store().job(id).await {
+            Ok(Some(now)) => now.cancel_requested || now.stop_early_requested,
+            Ok(None) => true,
             Err(err) => {
-                tracing::warn!(error = %err, "could not read the job's cancel flag");
-                job.cancel_requested
+                tracing::warn!(error = %err, "could not read the job's stop flags");
+                job.cancel_requested || job.stop_early_requested
             }
         };
-        if self.service.is_shutting_down() || canceled {
+        if self.service.is_shutting_down() || stop_requested {
             stop.store(true, Ordering::SeqCst);
         }
         self.service.emit(JobEvent::Status {
@@ -116,12 +160,18 @@ impl Worker {
         });
 
         let sweep = job.sweep.map(|(sweep, _)| sweep);
-        let ending = self.train(job, device.clone(), Arc::clone(&stop)).await;
+        let ending = self.train(job, device.clone(), Arc::clone(&held)).await;
         self.service.running_jobs().remove(&id);
-
-        if let Err(err) = self.settle(id, ending).await {
-            // The job stays `running` in the store and is re-queued at the next start.
-            tracing::error!(error = %err, "could not record the end of the job");
+        // The lease is renewed until the end is stored.
+        held.begin_settling();
+        let settled = self.settle(&held, ending).await;
+        drop(heartbeat);
+        match settled {
+            Ok(()) => {}
+            Err(StoreError::LeaseLost { .. }) => {}
+            // The job stays `running` in the store until its lease expires; then it is
+            // re-queued and resumes from its last checkpoint.
+            Err(err) => tracing::error!(error = %err, "could not record the end of the job"),
         }
         if let Some(sweep) = sweep {
             // A member that paused or ended may complete a rung or end the sweep.
@@ -130,16 +180,20 @@ impl Worker {
     }
 
     /// Trains the job on a blocking thread and classifies how it ended.
-    async fn train(&self, job: JobRecord, device: Device, stop: Arc<AtomicBool>) -> Ending {
+    async fn train(&self, job: JobRecord, device: Device, held: Arc<HeldJob>) -> Ending {
         let id = job.id;
         let service = self.service.clone();
         let handle = Handle::current();
         let span = tracing::Span::current();
+        let run_held = Arc::clone(&held);
         let outcome = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            run_blocking(&service, &job, &device, &stop, handle)
+            run_blocking(&service, &job, &device, &run_held, handle)
         })
         .await;
+        if held.is_lost() {
+            return Ending::Lost;
+        }
         match outcome {
             Ok(Ok(RunEnd::Completed)) => Ending::Finished(JobStatus::Succeeded, None),
             Ok(Ok(RunEnd::Paused(epochs))) => Ending::Paused(epochs),
@@ -173,11 +227,16 @@ impl Worker {
         }
     }
 
-    async fn settle(&self, id: JobId, ending: Ending) -> Result<(), StoreError> {
+    /// Stores how the job ended, with the lease (fenced, retried across a database
+    /// restart), then tells event subscribers.
+    async fn settle(&self, held: &HeldJob, ending: Ending) -> Result<(), StoreError> {
         let store = self.service.store();
+        let id = held.lease.job;
         match ending {
+            Ending::Lost => {}
             Ending::Requeued => {
-                store.requeue(id).await?;
+                held.write("the re-queue", || store.release(&held.lease))
+                    .await?;
                 crate::observability::job_requeued(&self.name);
                 tracing::info!("job stopped by shutdown; re-queued");
                 self.service.emit(JobEvent::Status {
@@ -186,7 +245,9 @@ impl Worker {
                 });
             }
             Ending::Paused(epochs) => {
-                let status = store.pause(id, epochs).await?;
+                let status = held
+                    .write("the pause", || store.pause(&held.lease, epochs))
+                    .await?;
                 tracing::info!(%status, epochs, "sweep member reached its early-stopping rung");
                 self.service.emit(JobEvent::Status { job: id, status });
                 if status.is_finished() {
@@ -201,7 +262,10 @@ impl Worker {
                 }
             }
             Ending::Finished(status, error) => {
-                store.finish(id, status, error.as_ref()).await?;
+                held.write("the end of the job", || {
+                    store.finish(&held.lease, status, error.as_ref())
+                })
+                .await?;
                 crate::observability::job_finished(&self.name, status);
                 match &error {
                     Some(err) => {
@@ -271,18 +335,17 @@ fn run_blocking(
     service: &Service,
     job: &JobRecord,
     device: &Device,
-    stop: &AtomicBool,
+    held: &Arc<HeldJob>,
     handle: Handle,
 ) -> Result<RunEnd, RunError> {
     // The database is a trust boundary: the spec is checked again, by the same rules.
     let plan = JobPlan::new(job.spec.clone()).map_err(RunError::InvalidSpec)?;
     let data = service.0.datasets.load(plan.spec().limits(), device)?;
     let train_len = u64::try_from(data.train_len()).unwrap_or(u64::MAX);
-    handle.block_on(
-        service
-            .store()
-            .set_total_steps(job.id, plan.spec().total_steps(train_len)),
-    )?;
+    let total_steps = plan.spec().total_steps(train_len);
+    handle.block_on(held.write("the job's length", || {
+        service.store().set_total_steps(&held.lease, total_steps)
+    }))?;
     let checkpoint_dir = service.artifacts_dir(job.id);
     std::fs::create_dir_all(&checkpoint_dir).map_err(|source| TrainError::Checkpoint {
         path: checkpoint_dir.clone(),
@@ -291,22 +354,27 @@ fn run_blocking(
     let mut observer = JobObserver {
         service,
         job: job.id,
+        held: Arc::clone(held),
         sweep: job.sweep.map(|(sweep, _)| sweep),
         worker: job.worker.as_deref().unwrap_or("-"),
         handle,
         last_write: None,
+        progress_write: None,
     };
-    let summary = train::train(
+    let trained = train::train(
         RunSpec {
             plan: plan.train(),
             data: &data,
             device,
             checkpoint_dir: Some(&checkpoint_dir),
-            stop,
+            stop: &held.stop,
             until_epoch: job.run_until_epoch,
         },
         &mut observer,
-    )?;
+    );
+    // Nothing of the run may be written once its end is stored.
+    observer.await_progress_write();
+    let summary = trained?;
     Ok(if summary.epochs_done < plan.spec().epochs {
         RunEnd::Paused(summary.epochs_done)
     } else {
@@ -318,11 +386,63 @@ fn run_blocking(
 struct JobObserver<'a> {
     service: &'a Service,
     job: JobId,
+    held: Arc<HeldJob>,
     /// The sweep the job is a member of: told of every stored epoch.
     sweep: Option<crate::sweep::SweepId>,
     worker: &'a str,
     handle: Handle,
     last_write: Option<Instant>,
+    /// The progress write under way, if any.
+    progress_write: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl JobObserver<'_> {
+    /// Writes how far the job has got, in the background: progress is advisory, so
+    /// training never waits for it (a slow or unreachable database would hold every batch
+    /// for the pool's acquire timeout). While one write is under way the next ones are
+    /// skipped, so writes never pile up nor land out of order.
+    fn write_progress(&mut self, completed_epochs: u32, step: u64) {
+        if self
+            .progress_write
+            .as_ref()
+            .is_some_and(|write| !write.is_finished())
+        {
+            return;
+        }
+        let store = self.service.store().clone();
+        let held = Arc::clone(&self.held);
+        let write = async move {
+            match store
+                .set_progress(&held.lease, completed_epochs, step)
+                .await
+            {
+                Ok(()) => held.confirm(),
+                Err(StoreError::LeaseLost { .. }) => held.lose(),
+                // The epoch rows are what must not be lost; they are retried.
+                Err(err) => tracing::warn!(error = %err, "could not store progress"),
+            }
+        };
+        self.progress_write = Some(
+            self.handle
+                .spawn(write.instrument(tracing::Span::current())),
+        );
+    }
+
+    /// Lets the progress write under way end, for at most [`PROGRESS_WRITE_WAIT`], then
+    /// drops it: before an epoch is stored (whose progress an older write landing later
+    /// would undo) and before the run's end is (after which nothing of it may be written).
+    fn await_progress_write(&mut self) {
+        let Some(mut write) = self.progress_write.take() else {
+            return;
+        };
+        let ended = self
+            .handle
+            .block_on(tokio::time::timeout(PROGRESS_WRITE_WAIT, &mut write));
+        if ended.is_err() {
+            write.abort();
+            tracing::warn!("a progress write did not return in time; dropped");
+        }
+    }
 }
 
 impl TrainObserver for JobObserver<'_> {
@@ -349,15 +469,7 @@ impl TrainObserver for JobObserver<'_> {
             .is_none_or(|at| at.elapsed() >= PROGRESS_WRITE_INTERVAL)
         {
             self.last_write = Some(Instant::now());
-            let completed_epochs = p.epoch.saturating_sub(1);
-            if let Err(err) = self.handle.block_on(self.service.store().set_progress(
-                self.job,
-                completed_epochs,
-                p.global_step,
-            )) {
-                // Progress is advisory; the epoch rows are what must not be lost.
-                tracing::warn!(error = %err, "could not store progress");
-            }
+            self.write_progress(p.epoch.saturating_sub(1), p.global_step);
         }
     }
 
@@ -368,8 +480,11 @@ impl TrainObserver for JobObserver<'_> {
         if let Some(fault) = &self.service.0.config.fault {
             fault(self.job, report.metrics.epoch);
         }
+        self.await_progress_write();
+        let store = self.service.store();
+        let held = &self.held;
         self.handle
-            .block_on(self.service.store().record_epoch(self.job, report))?;
+            .block_on(held.write("the epoch", || store.record_epoch(&held.lease, report)))?;
         crate::observability::epoch_stored(self.job, self.worker, &report.metrics);
         self.service.emit(JobEvent::Epoch {
             job: self.job,
