@@ -64,6 +64,7 @@ const ASSETS: &[Asset] = assets![
     "js/jobs.js",
     "js/main.js",
     "js/new.js",
+    "js/sweeps.js",
     "vendor/uplot/LICENSE",
     "vendor/uplot/uPlot.iife.min.js",
     "vendor/uplot/uPlot.min.css",

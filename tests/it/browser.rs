@@ -594,6 +594,90 @@ async fn the_dashboard_submits_watches_and_compares_jobs_in_chromium() {
     let image = response.text().await.unwrap();
     assert!(image.contains("cosine-warmup") && image.contains("fixed-0.1"));
 
+    // A sweep over the rate, started from the form's "Sweep…" button on the rate field:
+    // two values on two common seeds, watched to the end on its page.
+    session.open("/new?preset=fixed").await;
+    session.fill("epochs", "2").await;
+    session.fill("train_limit", "256").await;
+    session.click("[data-testid=\"sweep-schedule.lr\"]").await;
+    let values = session
+        .client
+        .find(Locator::Css("[data-testid=\"sweep-values-schedule.lr\"]"))
+        .await
+        .expect("the values box opens");
+    values.send_keys("0.05, 0.2").await.expect("type");
+    let seeds = session
+        .client
+        .find(Locator::Css("[data-testid=\"sweep-seeds-schedule.lr\"]"))
+        .await
+        .expect("the seeds box");
+    seeds.clear().await.expect("clear");
+    seeds.send_keys("1, 2").await.expect("type");
+    session
+        .click("[data-testid=\"sweep-start-schedule.lr\"]")
+        .await;
+    let sweep = session
+        .until(
+            "the sweep's page",
+            "const m = location.pathname.match(/^\\/sweeps\\/(\\d+)$/); return m ? Number(m[1]) : null",
+        )
+        .await
+        .as_i64()
+        .unwrap();
+    let stored: Value = app
+        .get(&format!("/v1/sweeps/{sweep}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let overrides: Vec<Value> = stored["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["overrides"]["schedule.lr"].clone())
+        .collect();
+    assert_eq!(overrides, vec![json!(0.05), json!(0.2)], "{stored}");
+    assert_eq!(stored["seeds"], json!([1, 2]));
+    assert_eq!(stored["configs"][0]["epochs"], 2);
+    session
+        .until(
+            "every member done",
+            "const p = document.querySelector('[data-testid=\"sweep-progress\"]'); return p && p.textContent === '4 of 4 members done'",
+        )
+        .await;
+    session
+        .until(
+            "the band chart with both configs",
+            "const f = document.querySelector('[data-testid=\"chart-sweep-test_acc\"]'); return f && f.dataset.state === 'ready' && f.dataset.series === '2' && Number(f.dataset.points) === 2 * 2 * 3",
+        )
+        .await;
+    let rows = session
+        .until(
+            "a summary row per config, ranked",
+            "const r = [...document.querySelectorAll('[data-testid^=\"summary-row-\"]')].map(r => r.cells[0].textContent); return r.length === 2 ? r : null",
+        )
+        .await;
+    assert_eq!(rows, json!(["1", "2"]));
+    session.screenshot("sweep").await;
+    session.assert_no_page_errors("/sweeps/{id}").await;
+
+    // The list shows it, and every preset the server offers, each with a Run button.
+    session.open("/sweeps").await;
+    session
+        .until(
+            "the sweep in the list",
+            &format!(
+                "return document.querySelector('[data-testid=\"sweep-row-{sweep}\"]') !== null"
+            ),
+        )
+        .await;
+    let presets: Value = app.get("/v1/sweeps/presets").await.json().await.unwrap();
+    let buttons = session
+        .eval("return document.querySelectorAll('[data-testid^=\"run-preset-\"]').length")
+        .await;
+    assert_eq!(buttons, json!(presets["presets"].as_array().unwrap().len()));
+    session.assert_no_page_errors("/sweeps").await;
+
     session.client.close().await.expect("close the browser");
     driver.session = None;
     drop(driver);

@@ -43,6 +43,12 @@ async function readJson(response) {
   }
 }
 
+/** A fresh Idempotency-Key: a retried submission is then stored once. */
+export function randomKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `ui-${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
 export const get = async (url) => (await request('GET', url)).json;
 export const post = (url, body, options) => request('POST', url, body, options);
 export const del = (url) => request('DELETE', url);
@@ -55,16 +61,6 @@ export function query(params) {
   }
   const s = q.toString().replaceAll('%2C', ',');
   return s ? `?${s}` : '';
-}
-
-/** Whether an optional endpoint exists: false on 404/405, true on any answer but those. */
-export async function hasEndpoint(url) {
-  try {
-    const response = await fetch(url, { headers: { accept: 'application/json' } });
-    return response.status !== 404 && response.status !== 405;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -2,24 +2,19 @@
 // the same index.html. Navigation between pages is by plain links.
 
 import { el, showError } from './dom.js';
-import { hasEndpoint } from './api.js';
 import * as jobs from './jobs.js';
 import * as job from './job.js';
 import * as compare from './compare.js';
 import * as newJob from './new.js';
+import * as sweeps from './sweeps.js';
 
 const routes = [
   [/^\/$/, 'jobs', (view) => jobs.render(view)],
   [/^\/jobs\/([^/]+)$/, 'jobs', (view, id) => job.render(view, decodeURIComponent(id))],
   [/^\/compare$/, 'compare', (view) => compare.render(view)],
   [/^\/new$/, 'new', (view) => newJob.render(view)],
-  [/^\/sweeps(?:\/([^/]+))?$/, 'sweeps', (view) => sweepsPlaceholder(view)],
+  [/^\/sweeps(?:\/([^/]+))?$/, 'sweeps', (view, id) => sweeps.render(view, id === undefined ? undefined : decodeURIComponent(id))],
 ];
-
-function sweepsPlaceholder(view) {
-  view.replaceChildren(el('h1', { text: 'Sweeps' }),
-    el('p', { class: 'muted', text: 'Sweeps are not available on this server yet.' }));
-}
 
 async function main() {
   const view = document.getElementById('view');
@@ -34,7 +29,6 @@ async function main() {
     if (a.dataset.nav === nav) a.setAttribute('aria-current', 'page');
   }
   document.title = `${nav === 'new' ? 'New job' : nav[0].toUpperCase() + nav.slice(1)} · lrlab`;
-  hasEndpoint('/v1/sweeps?limit=1').then((yes) => { document.querySelector('[data-nav="sweeps"]').hidden = !yes; });
   try {
     await page(view, ...path.match(re).slice(1));
   } catch (err) {

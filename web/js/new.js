@@ -3,7 +3,8 @@
 // /v1/schedules/kinds, nested schedules included; the preview is redrawn as you
 // type; warnings are shown before submitting, and a 422 is shown at its field.
 
-import { get, post, request, ApiError } from './api.js';
+import { get, post, request, randomKey, ApiError } from './api.js';
+import { submitSweep } from './sweeps.js';
 import { el, debounce, showError, clearErrors, scheduleSummary } from './dom.js';
 import { Chart } from './charts.js';
 import { warningList } from './job.js';
@@ -37,6 +38,8 @@ const JOB_FIELDS = [
 ];
 
 const clone = (v) => structuredClone(v);
+/** Fields a sweep over makes no sense for: the seed is the sweep's own axis. */
+const NOT_SWEPT = new Set(['seed', 'priority', 'train_limit', 'test_limit']);
 const fieldId = (path) => `f-${path.replace(/[^A-Za-z0-9_]+/g, '-')}`;
 
 /** Reads `a.b` of an object; writes it (undefined deletes, empty parents go). */
@@ -193,11 +196,46 @@ export async function render(view) {
         if (input.validity.badInput) return fieldError(path, 'not a number');
         write(input.value === '' ? undefined : Number(input.value));
       });
+      if (!NOT_SWEPT.has(path)) return withSweep(path, wrap(path, f.label ?? f.name, input, hint(f), false, f.required));
     } else {
       input = el('input', { ...common, type: 'text', value: current ?? '', placeholder: f.placeholder ?? '', maxlength: '200' });
       input.addEventListener('input', () => write(input.value.trim() === '' ? undefined : input.value));
     }
     return wrap(path, f.label ?? f.name, input, hint(f), false, f.required);
+  }
+
+  /**
+   * Adds "Sweep…" to a numeric field: a sweep over the values typed there, every other
+   * field as in the form, on the seeds given (the same seeds for every value, so the
+   * values are compared on common seeds).
+   */
+  function withSweep(path, box) {
+    const values = el('input', { type: 'text', placeholder: 'e.g. 0.1, 0.3, 1', 'data-testid': `sweep-values-${path}`, 'aria-label': `Values of ${path}` });
+    const seeds = el('input', { type: 'text', value: '0, 1, 2', 'data-testid': `sweep-seeds-${path}`, 'aria-label': 'Seeds', size: '8' });
+    const start = el('button', { type: 'button', class: 'primary small', text: 'Start sweep', 'data-testid': `sweep-start-${path}` });
+    const panel = el('div', { class: 'sweep-panel', hidden: true },
+      el('label', {}, 'Values ', values), el('label', {}, ' seeds ', seeds), ' ', start);
+    const toggle = el('button', { type: 'button', class: 'link small', text: 'Sweep…', title: `Run a sweep over ${path}`, 'data-testid': `sweep-${path}`, onclick: () => { panel.hidden = !panel.hidden; if (!panel.hidden) values.focus(); } });
+    start.addEventListener('click', async () => {
+      clearErrors();
+      const numbers = (text) => text.split(/[\s,]+/).filter(Boolean).map(Number);
+      const grid = numbers(values.value);
+      const seedList = numbers(seeds.value);
+      if (!grid.length || grid.some((v) => !Number.isFinite(v))) return fieldError(path, 'type the values to sweep over, separated by commas');
+      if (seedList.some((v) => !Number.isInteger(v) || v < 0)) return fieldError(path, 'seeds are whole numbers ≥ 0');
+      const { name, seed, ...base } = body();
+      start.disabled = true;
+      try {
+        await submitSweep({ name: `${name ?? 'sweep'}-${path}`, base, grid: { [path]: grid }, seeds: seedList.length ? seedList : undefined });
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 422) fieldError(path, `${err.message}${err.path ? ` (${err.path})` : ''}`);
+        else showError(err, 'sweep');
+        start.disabled = false;
+      }
+    });
+    box.querySelector('label')?.after(toggle);
+    box.append(panel);
+    return box;
   }
 
   function hint(f) {
@@ -427,7 +465,3 @@ export async function render(view) {
   }
 }
 
-function randomKey() {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return `ui-${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
-}
