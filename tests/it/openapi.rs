@@ -191,3 +191,35 @@ fn stable_codes_are_listed_as_enums_where_they_appear() {
         "JobStatus"
     );
 }
+
+/// Every null in the document outside examples, defaults and enums, with its path. In
+/// YAML flow style an unquoted description holding ", " ends at the comma and the rest
+/// becomes a key with a null value, which validators accept silently.
+fn stray_nulls(value: &Value, path: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Null => out.push(path.to_string()),
+        Value::Object(map) => {
+            for (key, item) in map {
+                if !matches!(key.as_str(), "example" | "examples" | "default" | "enum") {
+                    stray_nulls(item, &format!("{path}/{key}"), out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                stray_nulls(item, &format!("{path}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn no_description_was_cut_at_a_comma_into_a_stray_key() {
+    let mut found = Vec::new();
+    stray_nulls(&document(), "", &mut found);
+    assert!(
+        found.is_empty(),
+        "null values (quote these descriptions): {found:#?}"
+    );
+}
