@@ -18,6 +18,7 @@ pub mod chart;
 pub mod cli;
 pub mod data;
 pub mod job;
+pub mod json_keys;
 pub mod observability;
 pub mod preview;
 pub mod schedule;

@@ -44,13 +44,15 @@ pub enum FieldCode {
     ConflictingFields,
     /// A value that must be unique appears twice.
     DuplicateValue,
+    /// An object of the JSON text names the same key twice.
+    DuplicateKey,
     /// A list or document with fewer items than required.
     TooSmall,
 }
 
 impl FieldCode {
     /// Every code, for documentation checks.
-    pub const ALL: [FieldCode; 16] = [
+    pub const ALL: [FieldCode; 17] = [
         FieldCode::UnknownField,
         FieldCode::MissingField,
         FieldCode::InvalidType,
@@ -66,6 +68,7 @@ impl FieldCode {
         FieldCode::ReservedField,
         FieldCode::ConflictingFields,
         FieldCode::DuplicateValue,
+        FieldCode::DuplicateKey,
         FieldCode::TooSmall,
     ];
 
@@ -87,6 +90,7 @@ impl FieldCode {
             FieldCode::ReservedField => "reserved_field",
             FieldCode::ConflictingFields => "conflicting_fields",
             FieldCode::DuplicateValue => "duplicate_value",
+            FieldCode::DuplicateKey => "duplicate_key",
             FieldCode::TooSmall => "too_small",
         }
     }
@@ -200,6 +204,7 @@ pub enum JsonError {
 /// Deserializes `T` straight from JSON text, so object keys are seen in document order;
 /// errors say whether the text is not JSON or which field has the wrong shape.
 pub fn from_json_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
+    reject_duplicate_keys(bytes)?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         if err.inner().is_syntax() || err.inner().is_eof() {
@@ -210,6 +215,19 @@ pub fn from_json_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T
     })?;
     deserializer.end().map_err(JsonError::Syntax)?;
     Ok(value)
+}
+
+/// Refuses JSON text whose objects name a key twice ([`crate::json_keys`]), at that key.
+pub fn reject_duplicate_keys(bytes: &[u8]) -> Result<(), JsonError> {
+    match crate::json_keys::first_duplicate_key(bytes) {
+        Ok(None) => Ok(()),
+        Ok(Some(path)) => Err(JsonError::Field(FieldError::new(
+            FieldCode::DuplicateKey,
+            path,
+            "this key is given twice in its object; send each key once",
+        ))),
+        Err(err) => Err(JsonError::Syntax(err)),
+    }
 }
 
 /// A serde message at `path` (serde_path_to_error's form; `.` is the root) as a field error.

@@ -132,7 +132,8 @@ fn parse_list_query(query: Option<&str>) -> Result<JobFilter, ApiError> {
     }
     Ok(JobFilter {
         statuses,
-        name: params.get("name").map(str::to_string),
+        // Stored names are trimmed, so the filter is too: ` sqrt ` finds `sqrt`.
+        name: params.get("name").map(|name| name.trim().to_string()),
         sweep: params.parse_opt::<SweepId>("sweep", "a sweep id")?,
         before: params.parse_opt::<JobId>("cursor", "a cursor from a previous page")?,
         limit: params.limit(DEFAULT_PAGE, MAX_PAGE)?,

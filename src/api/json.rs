@@ -74,6 +74,7 @@ async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
 /// Parses `bytes` as JSON into `T`: a syntax error is a 400, a shape error a 422 naming the
 /// field. Integral floats are read as integers (`"epochs": 1.0`), as JSON Schema counts them.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    crate::validation::reject_duplicate_keys(bytes).map_err(json_error)?;
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
         ApiError::new(
             ErrorCode::InvalidJson,
@@ -86,13 +87,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// Parses `bytes` as JSON into `T` straight from the text, so object keys keep the client's
 /// order (a sweep's grid names and numbers its configs in that order).
 pub fn parse_json_ordered<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    crate::validation::from_json_slice(bytes).map_err(|err| match err {
+    crate::validation::from_json_slice(bytes).map_err(json_error)
+}
+
+/// A body that is not JSON is a 400; one of the wrong shape a 422 at the field.
+fn json_error(err: crate::validation::JsonError) -> ApiError {
+    match err {
         crate::validation::JsonError::Syntax(err) => ApiError::new(
             ErrorCode::InvalidJson,
             format!("request body is not valid JSON: {err}"),
         ),
         crate::validation::JsonError::Field(field) => field.into(),
-    })
+    }
 }
 
 /// `application/json` or any `application/*+json`, with or without parameters.

@@ -20,6 +20,7 @@ mod jobs;
 mod json;
 mod observability;
 mod query;
+mod request_id;
 mod routes;
 mod schedules;
 mod sweeps;
@@ -100,8 +101,9 @@ fn all_routes() -> Routes<AppState> {
 /// The whole application: every route with its layers. Tests drive this directly.
 pub fn router(state: AppState) -> Router {
     crate::observability::install();
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = HeaderName::from_static(request_id::HEADER);
     let layers = ServiceBuilder::new()
+        .map_request(request_id::drop_unsafe::<axum::body::Body>)
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

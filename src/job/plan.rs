@@ -44,6 +44,16 @@ impl JobPlan {
                 format!("name must have 1 to {MAX_NAME_LEN} characters"),
             ));
         }
+        if let Some(c) = name.chars().find(|&c| is_invisible(c)) {
+            return Err(InvalidJob::new(
+                FieldCode::InvalidValue,
+                "name",
+                format!(
+                    "name contains U+{:04X}, a control or invisible character; names are for people to read",
+                    u32::from(c)
+                ),
+            ));
+        }
         let spec = JobSpec {
             name: name.to_string(),
             ..spec
@@ -100,6 +110,25 @@ impl JobPlan {
     }
 }
 
+/// Characters a name may not hold: controls (NUL, tab, newline, escapes) and the invisible
+/// formatting characters (zero-width space and joiners, direction overrides, the BOM) that
+/// make two names look alike or a name print differently from what it is.
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +176,27 @@ mod tests {
         ] {
             let err = plan(request.clone()).unwrap_err();
             assert_eq!(err.path, path, "{request}");
+        }
+    }
+
+    #[test]
+    fn names_with_controls_or_invisible_characters_are_refused_and_others_kept() {
+        let named = |name: &str| {
+            plan(json!({"name": name, "epochs": 1, "schedule": {"kind": "constant", "lr": 0.1}}))
+        };
+        for bad in [
+            "a\u{0}b",
+            "a\nb",
+            "co\u{200B}sine",
+            "\u{202E}enisoc",
+            "\u{FEFF}bom",
+        ] {
+            let err = named(bad).unwrap_err();
+            assert_eq!(err.path, "name", "{bad:?}");
+            assert!(err.message.contains("U+"), "{}", err.message);
+        }
+        for good in ["cosine 0.3→0.01", "café", "学习率", "warm-up (5) 🔥", "a b"] {
+            assert_eq!(named(good).unwrap().spec().name, good);
         }
     }
 

@@ -197,10 +197,8 @@ impl Service {
         request: &serde_json::Value,
         idempotency_key: Option<&str>,
     ) -> Result<Submission, ServiceError> {
-        // serde_json's maps are ordered by key, so this is a canonical form of
-        // the request: a retry with the same fields hashes the same.
-        let request_hash = format!("{:x}", Sha256::digest(request.to_string().as_bytes()));
         let plan = JobPlan::from_json(request, || u64::from(rand::random::<u32>()))?;
+        let request_hash = request_fingerprint(&plan, request);
         let warnings = job_warnings(&plan);
         let submitted = self
             .store()
@@ -502,4 +500,23 @@ pub(super) async fn remove_dir_if_present(dir: &Path) -> std::io::Result<()> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
         other => other,
     }
+}
+
+/// What an Idempotency-Key is bound to: the normalized spec (defaults filled, the name
+/// trimmed), so a retry that spells a default out (`"batch_size": 256`) or orders its keys
+/// differently is the same request. The seed is the request's own (null when it left the
+/// seed to the server), since a drawn seed differs on every try.
+fn request_fingerprint(plan: &JobPlan, request: &serde_json::Value) -> String {
+    // A spec is plain data with string keys: serializing it cannot fail, whatever the
+    // request held.
+    let mut normalized = serde_json::to_value(plan.spec()).expect("a JobSpec serializes");
+    if let Some(fields) = normalized.as_object_mut() {
+        let seed = request
+            .get("seed")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        fields.insert("seed".to_string(), seed);
+    }
+    // serde_json's maps are ordered by key, so the text is canonical.
+    format!("{:x}", Sha256::digest(normalized.to_string().as_bytes()))
 }

@@ -8,6 +8,7 @@ mod compare_charts;
 mod crash_recovery;
 mod hooked_store;
 mod idempotency;
+mod input_hardening;
 mod job_cancel;
 mod job_concurrency;
 mod job_events;
