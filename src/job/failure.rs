@@ -91,11 +91,89 @@ pub struct JobError {
 }
 
 impl JobError {
-    /// A failure with its explanation.
+    /// A failure with its explanation, as clients will read it: absolute paths of the
+    /// server's file system are cut to their last component ([`redact_paths`]).
     pub fn new(code: FailureCode, message: impl Into<String>) -> JobError {
         JobError {
             code,
-            message: message.into(),
+            message: redact_paths(&message.into()),
+        }
+    }
+}
+
+/// `text` with every absolute path (`/var/lib/lrlab/artifacts/7/checkpoint.safetensors`)
+/// cut to `…/checkpoint.safetensors`. A job's error is served to whoever may read the job,
+/// and the layout of the server's disks is none of their business; the file name is kept,
+/// since it says what was wrong. The server log keeps the whole message.
+pub fn redact_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('/') {
+        let (before, from) = rest.split_at(start);
+        out.push_str(before);
+        // A path starts at a word boundary: `1/2`, `a/b` or a URL's `//` are not
+        // absolute paths.
+        let at_boundary = before.chars().last().is_none_or(|c| {
+            c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '(' | '[' | '=')
+        });
+        let end = from
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, '"' | '\'' | '`' | ')' | ']' | ',' | ';')
+            })
+            .unwrap_or(from.len());
+        let (token, after) = from.split_at(end);
+        // A trailing colon or period ends the sentence, not the path.
+        let path = token.trim_end_matches([':', '.']);
+        let tail = &token[path.len()..];
+        match path.rsplit_once('/') {
+            Some((dirs, name)) if at_boundary && !dirs.is_empty() => {
+                out.push('…');
+                out.push('/');
+                out.push_str(name);
+                out.push_str(tail);
+            }
+            _ => out.push_str(token),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_paths;
+
+    #[test]
+    fn absolute_paths_keep_only_their_file_name() {
+        assert_eq!(
+            redact_paths("checkpoint /var/lib/lrlab/artifacts/7/checkpoint.safetensors is corrupt"),
+            "checkpoint …/checkpoint.safetensors is corrupt"
+        );
+        assert_eq!(
+            redact_paths(
+                "no Fashion-MNIST in \"/usr/share/datasets/fashion-mnist\": missing train-images"
+            ),
+            "no Fashion-MNIST in \"…/fashion-mnist\": missing train-images"
+        );
+        assert_eq!(
+            redact_paths("cannot open /home/ana/data/t10k.gz: No such file"),
+            "cannot open …/t10k.gz: No such file"
+        );
+        assert_eq!(redact_paths("(/srv/a/b, /srv/c)"), "(…/b, …/c)");
+    }
+
+    #[test]
+    fn text_without_absolute_paths_is_unchanged() {
+        for text in [
+            "the rate 1/2 is fine",
+            "download from https://example.test/data/x.gz failed",
+            "diverged at epoch 3, step 120: loss is NaN",
+            "a/b/c is relative",
+            "/",
+            "",
+        ] {
+            assert_eq!(redact_paths(text), text);
         }
     }
 }

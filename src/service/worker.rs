@@ -208,7 +208,11 @@ impl Worker {
                     _ => Ending::Requeued,
                 }
             }
-            Ok(Err(err)) => Ending::Finished(JobStatus::Failed, Some(err.into_job_error())),
+            Ok(Err(err)) => {
+                // The whole cause, paths included, for the operator; clients get it redacted.
+                tracing::warn!(error = %err, "job failed");
+                Ending::Finished(JobStatus::Failed, Some(err.into_job_error()))
+            }
             Err(join_error) => {
                 let message = if join_error.is_panic() {
                     panic_message(join_error.into_panic())

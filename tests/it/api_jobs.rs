@@ -500,6 +500,12 @@ async fn a_job_whose_data_is_missing_fails_clearly_and_the_worker_lives_on() {
             .contains("dataset-fashion-mnist"),
         "{job}"
     );
+    // The server's directories stay on the server (its log has them).
+    let message = job["error"]["message"].as_str().unwrap();
+    assert!(
+        !message.contains("/tmp/") && !message.contains("/usr/") && !message.contains("/home/"),
+        "an absolute path in a client's error: {message}"
+    );
     let second = app.submit(&small_job(1)).await;
     assert_eq!(app.wait_finished(second).await["status"], "failed");
     assert_eq!(app.get("/healthz").await.status(), 200);
