@@ -33,6 +33,7 @@ pub fn routes() -> Routes<AppState> {
         .post("/v1/sweeps", submit)
         .get("/v1/sweeps", list)
         .get("/v1/sweeps/presets", list_presets)
+        .post("/v1/sweeps/presets/{name}", submit_preset)
         .get("/v1/sweeps/{id}", show)
         .delete("/v1/sweeps/{id}", delete)
         .post("/v1/sweeps/{id}/cancel", cancel)
@@ -209,6 +210,31 @@ async fn submit(
     headers: HeaderMap,
     OrderedJson(request): OrderedJson<SweepRequest>,
 ) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let (details, replayed) = match state
+        .service()
+        .submit_sweep(&request, key.as_deref())
+        .await?
+    {
+        SweepSubmission::Created(details) => (details, false),
+        SweepSubmission::Replayed(details) => (details, true),
+    };
+    let location = format!("/v1/sweeps/{}", details.record.id);
+    Ok(submitted(SweepView::from(details), &location, replayed))
+}
+
+/// `POST /v1/sweeps/presets/{name}`: the preset's request, submitted as is, so one `curl`
+/// starts a chapter exercise. Answers like `POST /v1/sweeps`.
+async fn submit_preset(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let preset = crate::sweep::preset(&name)
+        .ok_or_else(|| ApiError::not_found(format!("preset `{name}`")))?;
+    // Read as `POST /v1/sweeps` reads a body, so both name and hash the configs alike.
+    let bytes = serde_json::to_vec(&preset.request).map_err(ApiError::internal)?;
+    let request: SweepRequest = super::json::parse_json_ordered(&bytes)?;
     let key = idempotency_key(&headers)?;
     let (details, replayed) = match state
         .service()

@@ -26,7 +26,11 @@ use crate::train::DeviceSpec;
 #[derive(Debug, Clone, clap::Args)]
 pub struct SweepArgs {
     /// The sweep request: a `POST /v1/sweeps` body (see `GET /v1/sweeps/presets`).
-    pub file: PathBuf,
+    #[arg(required_unless_present = "preset", conflicts_with = "preset")]
+    pub file: Option<PathBuf>,
+    /// Run a ready-made sweep instead of a file: chapter, exponent, warmup_length, best_fixed.
+    #[arg(long)]
+    pub preset: Option<String>,
     /// Directory for the database, the members' checkpoints and the results.
     #[arg(long, default_value = "sweep-out")]
     pub out: PathBuf,
@@ -54,10 +58,25 @@ pub fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
 }
 
 async fn sweep(args: SweepArgs) -> anyhow::Result<()> {
-    let bytes =
-        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let request: SweepRequest = crate::validation::from_json_slice(&bytes)
-        .map_err(|e| anyhow!("{}: {e}", args.file.display()))?;
+    let (bytes, source) = match (&args.file, &args.preset) {
+        (Some(file), _) => (
+            std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+            file.display().to_string(),
+        ),
+        (None, Some(name)) => {
+            let preset = crate::sweep::preset(name).ok_or_else(|| {
+                let names: Vec<_> = crate::sweep::presets().iter().map(|p| p.name).collect();
+                anyhow!("no preset `{name}`; the presets are {}", names.join(", "))
+            })?;
+            (
+                serde_json::to_vec(&preset.request)?,
+                format!("preset {name}"),
+            )
+        }
+        (None, None) => return Err(anyhow!("give a sweep file or --preset NAME")),
+    };
+    let request: SweepRequest =
+        crate::validation::from_json_slice(&bytes).map_err(|e| anyhow!("{source}: {e}"))?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let db = format!("sqlite://{}", args.out.join("sweep.db").display());

@@ -113,9 +113,10 @@ pub fn redact_paths(text: &str) -> String {
         out.push_str(before);
         // A path starts at a word boundary: `1/2`, `a/b` or a URL's `//` are not
         // absolute paths.
-        let at_boundary = before.chars().last().is_none_or(|c| {
-            c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '(' | '[' | '=')
-        });
+        let at_boundary = before
+            .chars()
+            .last()
+            .is_none_or(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '(' | '[' | '='));
         let end = from
             .find(|c: char| {
                 c.is_whitespace() || matches!(c, '"' | '\'' | '`' | ')' | ']' | ',' | ';')

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{restart_app, spawn_app, spawn_app_from, test_config, write_data, TestApp};
+use crate::support::{
+    error_of, restart_app, spawn_app, spawn_app_from, test_config, write_data, TestApp,
+};
 
 async fn submit_sweep(app: &TestApp, body: &Value) -> (u16, Value) {
     let response = app.post_json("/v1/sweeps", body).await;
@@ -416,6 +418,37 @@ async fn the_presets_are_valid_sweeps() {
     let chapter = presets.iter().find(|p| p["name"] == "chapter").unwrap();
     let (_, view) = submit_sweep(&app, &chapter["request"]).await;
     assert_eq!(view["progress"]["total"], 18, "6 schedules × 3 seeds");
+
+    // One POST starts a preset by name; the same key replays it; an unknown name is a 404.
+    let by_name = |name: &str| {
+        reqwest::Client::new()
+            .post(app.url(&format!("/v1/sweeps/presets/{name}")))
+            .header("idempotency-key", "preset-1")
+    };
+    let created = by_name("exponent").send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["name"], "exponent");
+    let powers: Vec<&Value> = created["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["overrides"]["schedule.power"])
+        .collect();
+    assert_eq!(
+        powers,
+        [&json!(0.25), &json!(0.5), &json!(0.75), &json!(1.0)]
+    );
+    let replayed = by_name("exponent").send().await.unwrap();
+    assert_eq!(replayed.status(), 200);
+    let replayed: Value = replayed.json().await.unwrap();
+    assert_eq!(replayed["id"], created["id"]);
+    let (status, error) = error_of(by_name("no-such").send().await.unwrap()).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (404, Some("not_found")),
+        "{error}"
+    );
 }
 
 /// A server stopped in the middle of an ASHA sweep and started again on the same database
@@ -502,13 +535,27 @@ fn the_sweep_command_runs_a_sweep_in_the_foreground_and_writes_its_results() {
     .unwrap();
     let out = dir.path().join("out");
     let args = SweepArgs {
-        file: file.clone(),
+        file: Some(file.clone()),
+        preset: None,
         out: out.clone(),
         workers: 1,
         device: vec![lrlab::train::DeviceSpec::Cpu],
         data_dir: Some(data),
         no_download: true,
     };
+    // A preset that does not exist is refused with the list of those that do.
+    let unknown = run_sweep(SweepArgs {
+        file: None,
+        preset: Some("nope".to_string()),
+        ..args.clone()
+    })
+    .unwrap_err();
+    assert!(
+        unknown
+            .to_string()
+            .contains("chapter, exponent, warmup_length, best_fixed"),
+        "{unknown}"
+    );
     run_sweep(args.clone()).unwrap();
     let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     let rows: Vec<&str> = summary.lines().collect();
