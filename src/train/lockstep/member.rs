@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use rayon::prelude::*;
 
-use super::{grouped, incompatibility, GroupError, GroupSpec, MemberOutcome, MemberRun};
+use super::{cpu, grouped, incompatibility, GroupError, GroupSpec, MemberOutcome, MemberRun};
 use crate::data::{epoch_permutation, Dataset};
 use crate::train::trainer::{
     self, EpochTally, LrRange, TrainState, Update, EVAL_BATCH, PROGRESS_INTERVAL,
@@ -190,6 +191,7 @@ fn run_epoch(
         .collect::<Result<Vec<Option<EpochRun>>, TrainError>>()?;
     let started = Instant::now();
     let mut last_progress = started;
+    let mut fast = false;
 
     for (i, start) in (0..n).step_by(batch).enumerate() {
         // Who trains this batch, and at which rate.
@@ -227,7 +229,12 @@ fn run_epoch(
             .filter(|m| m.active())
             .map(|m| &mut m.state)
             .collect();
-        let results = grouped::step(&mut states, &x, &y, &lrs)?;
+        fast = cpu::applies(&x, &states);
+        let results = if fast {
+            cpu::step(&mut states, &x, &y, &lrs)?
+        } else {
+            grouped::step(&mut states, &x, &y, &lrs)?
+        };
         drop(states);
 
         let last = start + len >= n;
@@ -277,7 +284,7 @@ fn run_epoch(
     }
     let seconds = started.elapsed().as_secs_f64();
 
-    // Each member is evaluated as a single run is.
+    // Each member is evaluated as a single run is; on the CPU the members side by side.
     let models: Vec<_> = members
         .iter()
         .filter(|m| m.active())
@@ -288,7 +295,11 @@ fn run_epoch(
         let metrics = evaluate(model, &data.test_images, &data.test_labels, EVAL_BATCH);
         metrics.map(|m| (m, started.elapsed().as_secs_f64()))
     };
-    let evaluations: Vec<_> = models.iter().map(eval).collect();
+    let evaluations: Vec<_> = if fast {
+        models.par_iter().map(eval).collect()
+    } else {
+        models.iter().map(eval).collect()
+    };
 
     let finishing = members
         .iter_mut()

@@ -43,6 +43,7 @@
 //! members' memory within [`GROUP_MEMORY_BUDGET`]; a caller with more members splits them
 //! into several groups.
 
+mod cpu;
 mod grouped;
 mod member;
 mod memory;
