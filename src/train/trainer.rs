@@ -647,7 +647,7 @@ pub fn evaluate(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::cell::Cell;
     use std::sync::atomic::AtomicBool;
 
@@ -673,7 +673,7 @@ mod tests {
     }
 
     /// Runs `f` with this thread's training runs reading back once per epoch, as on a GPU.
-    fn defer_reads_on_the_cpu<R>(f: impl FnOnce() -> R) -> R {
+    pub(in crate::train) fn defer_reads_on_the_cpu<R>(f: impl FnOnce() -> R) -> R {
         let previous = DEFER_READS.with(|d| d.replace(true));
         let out = f();
         DEFER_READS.with(|d| d.set(previous));

@@ -48,6 +48,9 @@ mod grouped;
 mod member;
 mod memory;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
