@@ -44,6 +44,8 @@ pub struct AppConfig {
     pub allowed_hosts: Option<Vec<String>>,
     /// Connection limits of the listener.
     pub limits: ConnectionLimits,
+    /// Whether workers train sweep members in lockstep groups (when their sweep asks).
+    pub lockstep: bool,
 }
 
 /// A running server.
@@ -72,6 +74,7 @@ impl App {
                 artifacts_dir: config.artifacts_dir.clone(),
                 data: config.data.clone(),
                 fault: None,
+                lockstep: config.lockstep,
             },
         )
         .await?;

@@ -49,6 +49,17 @@ pub struct ServeArgs {
     /// Seconds a client may take to send a request's headers (idle connections included).
     #[arg(long, env = "LRLAB_HEADER_TIMEOUT", default_value_t = 20)]
     pub header_timeout: u64,
+    /// Train the members of a sweep that share a seed together, one pass over the data for
+    /// all of them (when the sweep asks for it, its default); `off`: every member on its own.
+    #[arg(long, env = "LRLAB_LOCKSTEP", default_value = "on")]
+    pub lockstep: Switch,
+}
+
+/// An option that is on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 impl ServeArgs {
@@ -74,6 +85,7 @@ impl ServeArgs {
                 header_read_timeout: Duration::from_secs(self.header_timeout.max(1)),
                 ..ConnectionLimits::default()
             },
+            lockstep: self.lockstep == Switch::On,
         }
     }
 }

@@ -55,6 +55,9 @@ pub struct ServiceConfig {
     /// Called by workers at each epoch's end, before it is stored: tests use it to make
     /// training fail in ways real runs rarely do (a panic).
     pub fault: Option<FaultHook>,
+    /// Whether workers train the members of a sweep that asks for it in lockstep groups
+    /// (`lrlab serve --lockstep on`, the default); off, every member trains on its own.
+    pub lockstep: bool,
 }
 
 impl std::fmt::Debug for ServiceConfig {
@@ -64,6 +67,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("artifacts_dir", &self.artifacts_dir)
             .field("data", &self.data)
             .field("fault", &self.fault.is_some())
+            .field("lockstep", &self.lockstep)
             .finish()
     }
 }

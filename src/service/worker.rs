@@ -14,6 +14,8 @@ use crate::job::{FailureCode, InvalidJob, JobError, JobId, JobPlan, JobStatus};
 use crate::store::{JobRecord, StoreError};
 use crate::train::{self, DeviceSpec, EpochReport, Progress, RunSpec, TrainError, TrainObserver};
 
+mod lockstep;
+
 /// A function workers call at the end of every epoch, before storing it (tests use it to
 /// inject faults such as a panic inside training).
 pub type FaultHook = Arc<dyn Fn(JobId, u32) + Send + Sync>;
@@ -30,6 +32,7 @@ pub(super) struct Worker {
 }
 
 /// How a training run ended, as far as the job's status is concerned.
+#[derive(Clone)]
 enum Ending {
     Finished(JobStatus, Option<JobError>),
     /// Stopped by shutdown: back to the queue, to resume from its checkpoint.
@@ -76,8 +79,20 @@ impl Worker {
                 .await
             {
                 Ok(Some(job)) => {
-                    let span = tracing::info_span!("job", id = %job.id, worker = %self.name);
-                    self.run_job(job, &device).instrument(span).await;
+                    let companions = self.lockstep_companions(&job, &device).await;
+                    if companions.is_empty() {
+                        let span = tracing::info_span!("job", id = %job.id, worker = %self.name);
+                        self.run_job(job, &device).instrument(span).await;
+                    } else {
+                        let ids: Vec<String> = std::iter::once(&job)
+                            .chain(&companions)
+                            .map(|job| job.id.to_string())
+                            .collect();
+                        let span = tracing::info_span!("lockstep", jobs = %ids.join(","), worker = %self.name);
+                        self.run_group(job, companions, &device)
+                            .instrument(span)
+                            .await;
+                    }
                 }
                 Ok(None) => {
                     let _ = tokio::time::timeout(IDLE_POLL, woken).await;
@@ -93,7 +108,17 @@ impl Worker {
 
     async fn run_job(&self, job: JobRecord, device: &Device) {
         let id = job.id;
-        tracing::info!(attempt = job.attempts, "job started");
+        let sweep = job.sweep.map(|(sweep, _)| sweep);
+        let stop = self.start(&job).await;
+        let ending = self.train(job, device.clone(), Arc::clone(&stop)).await;
+        self.end(id, sweep, ending).await;
+    }
+
+    /// A claimed job starts: its stop flag is registered and raised at once if a cancel or a
+    /// shutdown came between the claim and now.
+    async fn start(&self, job: &JobRecord) -> Arc<AtomicBool> {
+        let id = job.id;
+        tracing::info!(job = %id, attempt = job.attempts, "job started");
         let stop = Arc::new(AtomicBool::new(false));
         self.service.running_jobs().insert(id, Arc::clone(&stop));
         // A cancel or shutdown that came between the claim and now: the flag is
@@ -113,14 +138,15 @@ impl Worker {
             job: id,
             status: JobStatus::Running,
         });
+        stop
+    }
 
-        let sweep = job.sweep.map(|(sweep, _)| sweep);
-        let ending = self.train(job, device.clone(), Arc::clone(&stop)).await;
+    /// A job's run ended: its status is settled and its sweep told.
+    async fn end(&self, id: JobId, sweep: Option<crate::sweep::SweepId>, ending: Ending) {
         self.service.running_jobs().remove(&id);
-
         if let Err(err) = self.settle(id, ending).await {
             // The job stays `running` in the store and is re-queued at the next start.
-            tracing::error!(error = %err, "could not record the end of the job");
+            tracing::error!(job = %id, error = %err, "could not record the end of the job");
         }
         if let Some(sweep) = sweep {
             // A member that paused or ended may complete a rung or end the sweep.
@@ -140,9 +166,17 @@ impl Worker {
         })
         .await;
         match outcome {
-            Ok(Ok(RunEnd::Completed)) => Ending::Finished(JobStatus::Succeeded, None),
-            Ok(Ok(RunEnd::Paused(epochs))) => Ending::Paused(epochs),
-            Ok(Err(RunError::Train(TrainError::Stopped { .. }))) => {
+            Ok(result) => self.ending(id, result).await,
+            Err(join_error) => panicked(join_error),
+        }
+    }
+
+    /// How a run that returned ended, as far as the job's status is concerned.
+    async fn ending(&self, id: JobId, result: Result<RunEnd, RunError>) -> Ending {
+        match result {
+            Ok(RunEnd::Completed) => Ending::Finished(JobStatus::Succeeded, None),
+            Ok(RunEnd::Paused(epochs)) => Ending::Paused(epochs),
+            Err(RunError::Train(TrainError::Stopped { .. })) => {
                 match self.service.store().job(id).await {
                     Ok(Some(job)) if job.cancel_requested => {
                         Ending::Finished(JobStatus::Canceled, None)
@@ -153,22 +187,7 @@ impl Worker {
                     _ => Ending::Requeued,
                 }
             }
-            Ok(Err(err)) => Ending::Finished(JobStatus::Failed, Some(err.into_job_error())),
-            Err(join_error) => {
-                let message = if join_error.is_panic() {
-                    panic_message(join_error.into_panic())
-                } else {
-                    "the training thread was aborted".to_string()
-                };
-                tracing::error!(%message, "training panicked");
-                Ending::Finished(
-                    JobStatus::Failed,
-                    Some(JobError::new(
-                        FailureCode::InternalPanic,
-                        format!("training stopped on an internal error: {message}"),
-                    )),
-                )
-            }
+            Err(err) => Ending::Finished(JobStatus::Failed, Some(err.into_job_error())),
         }
     }
 
@@ -274,24 +293,8 @@ fn run_blocking(
     // The database is a trust boundary: the spec is checked again, by the same rules.
     let plan = JobPlan::new(job.spec.clone()).map_err(RunError::InvalidSpec)?;
     let data = service.0.datasets.load(plan.spec().limits(), device)?;
-    let train_len = u64::try_from(data.train_len()).unwrap_or(u64::MAX);
-    handle.block_on(
-        service
-            .store()
-            .set_total_steps(job.id, plan.spec().total_steps(train_len)),
-    )?;
-    let checkpoint_dir = service.artifacts_dir(job.id);
-    std::fs::create_dir_all(&checkpoint_dir).map_err(|source| TrainError::Checkpoint {
-        path: checkpoint_dir.clone(),
-        source: source.into(),
-    })?;
-    let mut observer = JobObserver {
-        service,
-        job: job.id,
-        sweep: job.sweep.map(|(sweep, _)| sweep),
-        handle,
-        last_write: None,
-    };
+    let checkpoint_dir = prepare(service, job, &plan, &data, &handle)?;
+    let mut observer = JobObserver::new(service, job, handle);
     let summary = train::train(
         RunSpec {
             plan: plan.train(),
@@ -303,11 +306,39 @@ fn run_blocking(
         },
         &mut observer,
     )?;
-    Ok(if summary.epochs_done < plan.spec().epochs {
+    Ok(run_end(&plan, &summary))
+}
+
+/// Before a job's training starts: its update count for the loaded data is stored and its
+/// checkpoint directory made; returns that directory.
+fn prepare(
+    service: &Service,
+    job: &JobRecord,
+    plan: &JobPlan,
+    data: &crate::data::Dataset,
+    handle: &Handle,
+) -> Result<std::path::PathBuf, RunError> {
+    let train_len = u64::try_from(data.train_len()).unwrap_or(u64::MAX);
+    handle.block_on(
+        service
+            .store()
+            .set_total_steps(job.id, plan.spec().total_steps(train_len)),
+    )?;
+    let checkpoint_dir = service.artifacts_dir(job.id);
+    std::fs::create_dir_all(&checkpoint_dir).map_err(|source| TrainError::Checkpoint {
+        path: checkpoint_dir.clone(),
+        source: source.into(),
+    })?;
+    Ok(checkpoint_dir)
+}
+
+/// Whether a run that returned did all its epochs or stopped at its pause point.
+fn run_end(plan: &JobPlan, summary: &train::RunSummary) -> RunEnd {
+    if summary.epochs_done < plan.spec().epochs {
         RunEnd::Paused(summary.epochs_done)
     } else {
         RunEnd::Completed
-    })
+    }
 }
 
 /// Streams a run's progress and epochs into the store and to SSE clients.
@@ -318,6 +349,18 @@ struct JobObserver<'a> {
     sweep: Option<crate::sweep::SweepId>,
     handle: Handle,
     last_write: Option<Instant>,
+}
+
+impl<'a> JobObserver<'a> {
+    fn new(service: &'a Service, job: &JobRecord, handle: Handle) -> Self {
+        JobObserver {
+            service,
+            job: job.id,
+            sweep: job.sweep.map(|(sweep, _)| sweep),
+            handle,
+            last_write: None,
+        }
+    }
 }
 
 impl TrainObserver for JobObserver<'_> {
@@ -374,6 +417,23 @@ impl TrainObserver for JobObserver<'_> {
         }
         Ok(())
     }
+}
+
+/// A training thread that panicked fails its job (or every job of its group).
+fn panicked(join_error: tokio::task::JoinError) -> Ending {
+    let message = if join_error.is_panic() {
+        panic_message(join_error.into_panic())
+    } else {
+        "the training thread was aborted".to_string()
+    };
+    tracing::error!(%message, "training panicked");
+    Ending::Finished(
+        JobStatus::Failed,
+        Some(JobError::new(
+            FailureCode::InternalPanic,
+            format!("training stopped on an internal error: {message}"),
+        )),
+    )
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

@@ -75,6 +75,19 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Atomically takes the next queued job (highest priority, then oldest) for `worker`.
     async fn claim_next(&self, worker: &str, device: &str)
         -> Result<Option<JobRecord>, StoreError>;
+    /// Atomically takes for `worker` those of `ids` that are still queued (and within their
+    /// sweep's concurrency limit), in the order given: the members of a sweep a worker trains
+    /// in lockstep with the member it claimed. The default claims nothing, so on a backend
+    /// that does not implement it every job trains on its own.
+    async fn claim_companions(
+        &self,
+        ids: &[JobId],
+        worker: &str,
+        device: &str,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        let _ = (ids, worker, device);
+        Ok(Vec::new())
+    }
     /// Puts every job left `running` (by a crash) back in the queue; returns their ids.
     async fn requeue_abandoned(&self) -> Result<Vec<JobId>, StoreError>;
     /// Puts one running job back in the queue (graceful shutdown).

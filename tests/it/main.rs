@@ -17,6 +17,7 @@ mod server_guards;
 mod server_health;
 mod service_matches_cli;
 mod support;
+mod sweep_lockstep;
 mod sweeps;
 mod train_grad;
 mod train_run;

@@ -46,6 +46,7 @@ pub fn test_config(dir: &Path, workers: usize, data: PathBuf) -> AppConfig {
         },
         allowed_hosts: None,
         limits: ConnectionLimits::default(),
+        lockstep: true,
     }
 }
 
@@ -330,6 +331,7 @@ pub async fn spawn_service(
             allow_download: false,
         },
         fault,
+        lockstep: true,
     };
     let service = Service::start(store.clone(), config)
         .await

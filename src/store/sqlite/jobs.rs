@@ -249,6 +249,44 @@ impl SqliteStore {
         row.map(JobRecord::try_from).transpose()
     }
 
+    /// Claims those of `ids` still queued, in order, in one transaction: each one's sweep
+    /// limit is checked with the members claimed before it already running.
+    pub(super) async fn claim_listed(
+        &self,
+        ids: &[JobId],
+        worker: &str,
+        device: &str,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = Utc::now();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut claimed = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let row = sqlx::query_as::<_, JobRow>(&format!(
+                "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), \
+                 updated_at = ?, attempts = attempts + 1, worker = ?, device = ? \
+                 WHERE id = (SELECT j.id FROM jobs j WHERE j.id = ? AND j.status = 'queued' \
+                             AND {UNDER_SWEEP_LIMIT}) \
+                 AND status = 'queued' \
+                 RETURNING {JOB_COLUMNS}"
+            ))
+            .bind(now)
+            .bind(now)
+            .bind(worker)
+            .bind(device)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = row {
+                claimed.push(JobRecord::try_from(row)?);
+            }
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
     pub(super) async fn requeue_running(&self) -> Result<Vec<JobId>, StoreError> {
         let ids = sqlx::query_as::<_, (i64,)>(
             "UPDATE jobs SET status = 'queued', worker = NULL, updated_at = ? \

@@ -99,6 +99,14 @@ impl JobStore for SqliteStore {
     ) -> Result<Option<JobRecord>, StoreError> {
         self.claim(worker, device).await
     }
+    async fn claim_companions(
+        &self,
+        ids: &[JobId],
+        worker: &str,
+        device: &str,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        self.claim_listed(ids, worker, device).await
+    }
     async fn requeue_abandoned(&self) -> Result<Vec<JobId>, StoreError> {
         self.requeue_running().await
     }

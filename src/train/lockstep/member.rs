@@ -24,7 +24,9 @@ struct Member<'a> {
     resumed_from_epoch: Option<u32>,
     /// Metrics of the epochs trained in this call.
     epochs: Vec<EpochMetrics>,
-    /// How it left the group; `None` while it trains.
+    /// Whether it left the group.
+    left: bool,
+    /// How it left, until that is reported.
     outcome: Option<MemberOutcome>,
 }
 
@@ -39,6 +41,7 @@ impl<'a> Member<'a> {
             last: trainer::last_epoch(config, run.until_epoch),
             resumed_from_epoch: None,
             epochs: Vec::new(),
+            left: false,
             outcome: None,
             run,
         };
@@ -53,14 +56,14 @@ impl<'a> Member<'a> {
                     member.resumed_from_epoch = Some(epoch);
                 }
                 Ok(None) => {}
-                Err(err) => member.outcome = Some(Err(err)),
+                Err(err) => member.leave(Err(err)),
             }
         }
         Ok(member)
     }
 
     fn active(&self) -> bool {
-        self.outcome.is_none()
+        !self.left
     }
 
     /// Whether it still has epochs to train.
@@ -73,6 +76,7 @@ impl<'a> Member<'a> {
         if let Err(err) = &outcome {
             tracing::debug!(error = %err, "a member leaves its lockstep group");
         }
+        self.left = true;
         self.outcome = Some(outcome);
     }
 
@@ -92,17 +96,22 @@ impl<'a> Member<'a> {
             epochs_done: self.state.epochs_done,
         })
     }
+}
 
-    fn into_outcome(mut self) -> MemberOutcome {
-        match self.outcome.take() {
-            Some(outcome) => outcome,
-            None => self.summary(),
+/// Hands every member's outcome that is in to `on_leave` (by member index), once.
+fn report(members: &mut [Member<'_>], on_leave: &mut dyn FnMut(usize, MemberOutcome)) {
+    for (i, member) in members.iter_mut().enumerate() {
+        if let Some(outcome) = member.outcome.take() {
+            on_leave(i, outcome);
         }
     }
 }
 
-/// See [`super::train_group`].
-pub(super) fn train_group(group: GroupSpec<'_>) -> Result<Vec<MemberOutcome>, GroupError> {
+/// See [`super::train_group_reporting`].
+pub(super) fn train_group(
+    group: GroupSpec<'_>,
+    on_leave: &mut dyn FnMut(usize, MemberOutcome),
+) -> Result<(), GroupError> {
     let GroupSpec {
         members,
         data,
@@ -134,8 +143,9 @@ pub(super) fn train_group(group: GroupSpec<'_>) -> Result<Vec<MemberOutcome>, Gr
     for member in members.iter_mut().filter(|m| m.active() && !m.pending()) {
         member.finish();
     }
+    report(&mut members, on_leave);
     while members.iter().any(Member::active) {
-        if let Err(err) = run_epoch(&mut members, data, device) {
+        if let Err(err) = run_epoch(&mut members, data, device, on_leave) {
             // A failure of what the members share ends every one still training.
             let message = err.to_string();
             for member in members.iter_mut().filter(|m| m.active()) {
@@ -144,8 +154,9 @@ pub(super) fn train_group(group: GroupSpec<'_>) -> Result<Vec<MemberOutcome>, Gr
                 ))));
             }
         }
+        report(&mut members, on_leave);
     }
-    Ok(members.into_iter().map(Member::into_outcome).collect())
+    Ok(())
 }
 
 /// A member's running figures over one epoch.
@@ -161,6 +172,7 @@ fn run_epoch(
     members: &mut [Member<'_>],
     data: &Dataset,
     device: &Device,
+    on_leave: &mut dyn FnMut(usize, MemberOutcome),
 ) -> Result<(), TrainError> {
     let Some(lead) = members.iter().find(|m| m.active()) else {
         return Ok(());
@@ -215,6 +227,8 @@ fn run_epoch(
                 Err(err) => member.leave(Err(err)),
             }
         }
+        // A stopped member is out before the batch, so its job can be settled at once.
+        report(members, on_leave);
         if lrs.is_empty() {
             return Ok(());
         }
@@ -281,6 +295,7 @@ fn run_epoch(
                 member.leave(Err(err));
             }
         }
+        report(members, on_leave);
     }
     let seconds = started.elapsed().as_secs_f64();
 

@@ -136,5 +136,26 @@ pub fn incompatibility(a: &TrainConfig, b: &TrainConfig) -> Option<String> {
 /// train on. Per member, the observer calls, checkpoints and weights files are those of a
 /// single run.
 pub fn train_group(group: GroupSpec<'_>) -> Result<Vec<MemberOutcome>, GroupError> {
-    member::train_group(group)
+    let mut outcomes: Vec<Option<MemberOutcome>> = group.members.iter().map(|_| None).collect();
+    member::train_group(group, &mut |i, outcome| outcomes[i] = Some(outcome))?;
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.unwrap_or_else(|| {
+                Err(TrainError::InvalidConfig(
+                    "a lockstep member ended without an outcome".to_string(),
+                ))
+            })
+        })
+        .collect())
+}
+
+/// [`train_group`], handing each member's outcome to `on_leave` (with the member's index)
+/// as soon as it leaves the group, so a caller can settle that member while the others train
+/// on. Every member's outcome is handed over exactly once, unless the group is refused.
+pub fn train_group_reporting(
+    group: GroupSpec<'_>,
+    on_leave: &mut dyn FnMut(usize, MemberOutcome),
+) -> Result<(), GroupError> {
+    member::train_group(group, on_leave)
 }

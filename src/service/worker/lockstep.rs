@@ -1,0 +1,249 @@
+//! Lockstep groups in the worker: a claimed sweep member takes the queued members of its
+//! sweep that can train with it, and the worker trains them together
+//! ([`crate::train::lockstep`]).
+//!
+//! Each member keeps its own job row, status, events, metrics, checkpoint directory, stop
+//! flag and cancel; only the training loop is shared. A member can join when it is queued in
+//! the same sweep, the sweep asks for lockstep training (`"lockstep": true`, the default) and
+//! the worker allows it (`--lockstep on`, the default), and it has the leader's seed, batch
+//! size, epochs, model, data set and limits, the same completed epochs and the same pause
+//! point. Groups are capped by [`max_group_size`]; the rest of the sweep forms later groups.
+//! Because a member's results are bit for bit those of a single run, grouping changes only
+//! the speed.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use candle_core::Device;
+use tokio::runtime::Handle;
+
+use super::{
+    panicked, prepare, run_blocking, run_end, Ending, JobObserver, RunEnd, RunError, Worker,
+};
+use crate::job::{FailureCode, JobError, JobPlan, JobStatus};
+use crate::service::Service;
+use crate::store::JobRecord;
+use crate::train::lockstep::{max_group_size, train_group_reporting, GroupSpec, MemberRun};
+
+impl Worker {
+    /// Claims the queued members of `leader`'s sweep that can train in lockstep with it (none
+    /// when lockstep training is off, for the worker or the sweep). A failure to look them up
+    /// only means the leader trains alone.
+    pub(super) async fn lockstep_companions(
+        &self,
+        leader: &JobRecord,
+        device: &Device,
+    ) -> Vec<JobRecord> {
+        let Some((sweep, _)) = leader.sweep else {
+            return Vec::new();
+        };
+        if !self.service.0.config.lockstep {
+            return Vec::new();
+        }
+        match self.service.sweep_trains_in_lockstep(sweep).await {
+            Ok(true) => {}
+            Ok(false) => return Vec::new(),
+            Err(err) => {
+                tracing::warn!(%sweep, error = %err, "could not read the sweep; the member trains alone");
+                return Vec::new();
+            }
+        }
+        let members = match self.service.store().sweep_members(sweep).await {
+            Ok(members) => members,
+            Err(err) => {
+                tracing::warn!(%sweep, error = %err, "could not list the sweep's members; the member trains alone");
+                return Vec::new();
+            }
+        };
+        let room = max_group_size(device, leader.spec.batch_size as usize).saturating_sub(1);
+        let mut candidates: Vec<&JobRecord> = members
+            .iter()
+            .filter(|m| m.id != leader.id && can_join(leader, m))
+            .collect();
+        // The queue's own order: priority, then age.
+        candidates.sort_by_key(|m| (std::cmp::Reverse(m.spec.priority), m.id));
+        let ids: Vec<_> = candidates.iter().take(room).map(|m| m.id).collect();
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        match self
+            .service
+            .store()
+            .claim_companions(&ids, &self.name, &self.device.to_string())
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(err) => {
+                tracing::warn!(%sweep, error = %err, "could not claim lockstep companions; the member trains alone");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Trains `leader` and its claimed `companions` as one lockstep group on a blocking thread,
+    /// settling each member as soon as it leaves the group.
+    pub(super) async fn run_group(
+        &self,
+        leader: JobRecord,
+        companions: Vec<JobRecord>,
+        device: &Device,
+    ) {
+        let jobs: Vec<JobRecord> = std::iter::once(leader).chain(companions).collect();
+        tracing::info!(members = jobs.len(), "training a lockstep group");
+        let mut stops = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            stops.push(self.start(job).await);
+        }
+        let ids: Vec<_> = jobs
+            .iter()
+            .map(|job| (job.id, job.sweep.map(|(s, _)| s)))
+            .collect();
+        let (ended, mut ends) = tokio::sync::mpsc::unbounded_channel();
+        let service = self.service.clone();
+        let handle = Handle::current();
+        let span = tracing::Span::current();
+        let device = device.clone();
+        let training = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            train_blocking(&service, &jobs, &device, &stops, &handle, &mut |i, result| {
+                // The receiver lives until the training thread is done.
+                let _ = ended.send((i, result));
+            });
+        });
+        let mut settled = vec![false; ids.len()];
+        while let Some((i, result)) = ends.recv().await {
+            let Some(&(id, sweep)) = ids.get(i) else {
+                continue;
+            };
+            let ending = self.ending(id, result).await;
+            self.end(id, sweep, ending).await;
+            settled[i] = true;
+        }
+        let ending = match training.await {
+            Ok(()) => Ending::Finished(
+                JobStatus::Failed,
+                Some(JobError::new(
+                    FailureCode::Internal,
+                    "the job's lockstep group ended without it".to_string(),
+                )),
+            ),
+            // One training thread served them all: each member still in it fails.
+            Err(join_error) => panicked(join_error),
+        };
+        for (&(id, sweep), _) in ids.iter().zip(&settled).filter(|(_, done)| !**done) {
+            self.end(id, sweep, ending.clone()).await;
+        }
+    }
+}
+
+/// Whether `member` can join a group led by `leader` (both members of one sweep).
+fn can_join(leader: &JobRecord, member: &JobRecord) -> bool {
+    let (a, b) = (&leader.spec, &member.spec);
+    member.status == JobStatus::Queued
+        && !member.cancel_requested
+        && !member.stop_early_requested
+        && member.progress_epoch == leader.progress_epoch
+        && member.run_until_epoch == leader.run_until_epoch
+        && a.seed == b.seed
+        && a.batch_size == b.batch_size
+        && a.epochs == b.epochs
+        && a.model == b.model
+        && a.dataset == b.dataset
+        && a.limits() == b.limits()
+}
+
+/// Everything a group does off the async runtime: check every member's spec, load the data
+/// once, train the group; each member's result goes to `report` as soon as it is known. A
+/// group the engine refuses (members whose checkpoints turned out to be at different epochs)
+/// trains its members one after another.
+fn train_blocking(
+    service: &Service,
+    jobs: &[JobRecord],
+    device: &Device,
+    stops: &[Arc<AtomicBool>],
+    handle: &Handle,
+    report: &mut dyn FnMut(usize, Result<RunEnd, RunError>),
+) {
+    // The database is a trust boundary: each spec is checked again, by the same rules.
+    let mut plans = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        match JobPlan::new(job.spec.clone()) {
+            Ok(plan) => plans.push(Some(plan)),
+            Err(err) => {
+                report(i, Err(RunError::InvalidSpec(err)));
+                plans.push(None);
+            }
+        }
+    }
+    let Some(limits) = plans.iter().flatten().next().map(|p| p.spec().limits()) else {
+        return;
+    };
+    let alone = |i: usize| run_blocking(service, &jobs[i], device, &stops[i], handle.clone());
+    let data = match service.0.datasets.load(limits, device) {
+        Ok(data) => data,
+        Err(_) => {
+            // Each member reports the failure as a single run would.
+            for (i, plan) in plans.iter().enumerate() {
+                if plan.is_some() {
+                    report(i, alone(i));
+                }
+            }
+            return;
+        }
+    };
+    let mut dirs = Vec::with_capacity(jobs.len());
+    for (i, plan) in plans.iter().enumerate() {
+        dirs.push(match plan {
+            Some(plan) => match prepare(service, &jobs[i], plan, &data, handle) {
+                Ok(dir) => Some(dir),
+                Err(err) => {
+                    report(i, Err(err));
+                    None
+                }
+            },
+            None => None,
+        });
+    }
+    let mut observers: Vec<JobObserver<'_>> = jobs
+        .iter()
+        .map(|job| JobObserver::new(service, job, handle.clone()))
+        .collect();
+    // The members still standing train together.
+    let mut training: Vec<(usize, &JobPlan)> = Vec::new();
+    let mut members = Vec::new();
+    let standing = jobs.iter().zip(&plans).zip(&dirs).zip(&mut observers);
+    for (i, (((job, plan), dir), observer)) in standing.enumerate() {
+        if let (Some(plan), Some(dir)) = (plan, dir) {
+            training.push((i, plan));
+            members.push(MemberRun {
+                plan: plan.train(),
+                checkpoint_dir: Some(dir),
+                stop: &stops[i],
+                until_epoch: job.run_until_epoch,
+                observer,
+            });
+        }
+    }
+    if members.is_empty() {
+        return;
+    }
+    let group = GroupSpec {
+        members,
+        data: &data,
+        device,
+    };
+    let refused = train_group_reporting(group, &mut |member, outcome| {
+        if let Some(&(i, plan)) = training.get(member) {
+            let result = outcome
+                .map(|summary| run_end(plan, &summary))
+                .map_err(RunError::Train);
+            report(i, result);
+        }
+    });
+    if let Err(err) = refused {
+        tracing::warn!(error = %err, "the group cannot train in lockstep; its members train one after another");
+        for &(i, _) in &training {
+            report(i, alone(i));
+        }
+    }
+}
