@@ -12,6 +12,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = lrlab::cli::Cli::parse();
-    lrlab::cli::init_tracing(cli.log_format);
+    lrlab::cli::init_tracing(cli.log_format, cli.command.default_log_level());
     lrlab::cli::run(cli)
 }

@@ -233,13 +233,39 @@ fn field_error(path: String, message: String) -> FieldError {
     FieldError::new(code, path, message)
 }
 
+/// Largest magnitude below which every integer is an exact f64 (2^53).
+const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
+/// Writes `1.0` as `1` everywhere in `value`. JSON Schema (and so openapi.yaml) counts
+/// `1.0` as an integer and JSON has one number type, but serde's integer fields refuse a
+/// number written with a fraction; float fields accept integers, so this changes no
+/// value. Only floats that are exact integers (|x| < 2^53) are rewritten.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(x) = n.as_f64() {
+                if x.fract() == 0.0 && x.abs() < EXACT_INTEGERS {
+                    *n = serde_json::Number::from(x as i64);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
+}
+
 /// Deserializes a JSON value into `T`, reporting a failure as a [`FieldError`]
 /// whose path names the offending field (`optimizer.momentum`,
 /// `phases[1].steps`), including the field a `missing field` / `unknown field`
 /// message is about (serde reports those at the parent object).
+///
+/// Integral floats are read as integers (`"epochs": 1.0`), as JSON Schema counts them.
 pub fn from_json_value<T: serde::de::DeserializeOwned>(
     value: &serde_json::Value,
 ) -> Result<T, FieldError> {
-    serde_path_to_error::deserialize(value)
+    let mut value = value.clone();
+    integral_floats_to_integers(&mut value);
+    serde_path_to_error::deserialize(&value)
         .map_err(|err| field_error(err.path().to_string(), err.inner().to_string()))
 }

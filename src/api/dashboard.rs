@@ -14,11 +14,10 @@ use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use super::routes::Routes;
 
 /// The policy sent with every dashboard response. Scripts and styles come only
 /// from this origin: `index.html` has no inline script, style attribute or event
@@ -72,12 +71,12 @@ const ASSETS: &[Asset] = assets![
 
 /// The dashboard's routes. Generic over the state because no handler needs
 /// it, so the tests can drive this router on its own.
-pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
     PAGES
         .iter()
-        .fold(Router::new(), |router, page| router.route(page, get(index)))
-        .route("/assets/{*path}", get(asset))
-        .layer(map_response(security_headers))
+        .fold(Routes::new(), |routes, page| routes.get(page, index))
+        .get("/assets/{*path}", asset)
+        .wrap(|router| router.layer(map_response(security_headers)))
 }
 
 async fn index(headers: HeaderMap) -> Response {
@@ -195,7 +194,8 @@ mod tests {
             request = request.header(*name, *value);
         }
         let request = request.body(Body::empty()).expect("a valid request");
-        let response = router::<()>()
+        let response = routes::<()>()
+            .into_router()
             .oneshot(request)
             .await
             .expect("the router is infallible");

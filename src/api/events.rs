@@ -11,8 +11,6 @@ use std::time::Duration;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::Router;
 use futures::stream::{self, Stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -20,13 +18,14 @@ use tokio::sync::broadcast::error::RecvError;
 use super::error::ApiError;
 use super::job_view::JobView;
 use super::jobs::job_id;
+use super::routes::Routes;
 use super::AppState;
 use crate::job::{JobError, JobId, JobStatus};
 use crate::service::JobEvent;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/jobs/{id}/events", get(events))
+pub fn routes() -> Routes<AppState> {
+    Routes::new().get("/v1/jobs/{id}/events", events)
 }
 
 #[derive(Debug, Serialize)]

@@ -6,14 +6,14 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 
 use super::encode;
 use super::error::ApiError;
 use super::jobs::job_id;
 use super::query::QueryParams;
+use super::routes::Routes;
 use super::AppState;
 use crate::job::JobId;
 use crate::train::{metrics_csv, EpochMetrics, StepRecord};
@@ -23,11 +23,11 @@ const DEFAULT_STEPS_PAGE: u32 = 1000;
 const MAX_STEPS_PAGE: u32 = 100_000;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/jobs/{id}/metrics", get(metrics))
-        .route("/v1/jobs/{id}/steps", get(steps))
-        .route("/v1/jobs/{id}/weights", get(weights))
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .get("/v1/jobs/{id}/metrics", metrics)
+        .get("/v1/jobs/{id}/steps", steps)
+        .get("/v1/jobs/{id}/weights", weights)
 }
 
 #[derive(Debug, Serialize)]
@@ -104,6 +104,21 @@ async fn metrics(
     })
 }
 
+/// `from`: any integer ≥ 0 (absent: 0). One beyond every stored update, however large,
+/// is simply an empty page, so indices past `u64::MAX` saturate instead of failing.
+fn step_index(value: Option<&str>) -> Result<u64, ApiError> {
+    match value {
+        None => Ok(0),
+        Some(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(text.parse::<u64>().unwrap_or(u64::MAX))
+        }
+        Some(text) => Err(ApiError::bad_query(
+            "from",
+            format!("from must be an integer ≥ 0 (a step index), got `{text}`"),
+        )),
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct StepsPage {
     job: JobId,
@@ -122,9 +137,7 @@ async fn steps(
 ) -> Result<Response, ApiError> {
     let id = job_id(path)?;
     let params = QueryParams::parse(query.as_deref(), &["from", "limit"])?;
-    let from = params
-        .parse_opt::<u64>("from", "a step index ≥ 0")?
-        .unwrap_or(0);
+    let from = step_index(params.get("from"))?;
     let limit = params.limit(DEFAULT_STEPS_PAGE, MAX_STEPS_PAGE)?;
     let steps = state.service().steps(id, from, limit).await?;
     let next_from = (steps.len() == limit as usize)
@@ -158,4 +171,22 @@ async fn weights(
         Bytes::from(bytes),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_indices_beyond_u64_saturate_and_non_integers_are_refused() {
+        assert_eq!(step_index(None).unwrap(), 0);
+        assert_eq!(step_index(Some("42")).unwrap(), 42);
+        assert_eq!(
+            step_index(Some("99999999999999999999999")).unwrap(),
+            u64::MAX
+        );
+        for bad in ["", "-1", "1.5", "+3", "x"] {
+            assert!(step_index(Some(bad)).is_err(), "{bad}");
+        }
+    }
 }

@@ -30,10 +30,22 @@ pub struct JobView {
     /// The epoch with the highest test accuracy.
     pub best_metrics: Option<EpochMetrics>,
     pub error: Option<JobError>,
+    /// The sweep this job is a member of, if any.
+    pub sweep: Option<SweepMembership>,
     /// Jobs that will be claimed before this one; only while queued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_position: Option<i64>,
     pub links: Links,
+}
+
+/// A member job's sweep and its config there.
+#[derive(Debug, Serialize)]
+pub struct SweepMembership {
+    pub id: crate::sweep::SweepId,
+    /// Index of its config in the sweep's `configs`.
+    pub config: usize,
+    /// A sweep member pauses after this epoch (its early-stopping rung) until its sweep decides.
+    pub run_until_epoch: Option<u32>,
 }
 
 /// How far a job has got.
@@ -96,6 +108,11 @@ impl JobView {
             latest_metrics: summary.latest,
             best_metrics: summary.best,
             error: job.error,
+            sweep: job.sweep.map(|(id, config)| SweepMembership {
+                id,
+                config,
+                run_until_epoch: job.run_until_epoch,
+            }),
             queue_position: queue_position.filter(|_| job.status == JobStatus::Queued),
             links: Links {
                 metrics: format!("{base}/metrics"),

@@ -5,18 +5,19 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 
-use super::error::{ApiError, ErrorCode};
+use super::error::ApiError;
+use super::idempotency::{idempotency_key, submitted};
 use super::job_view::JobView;
 use super::json::AppJson;
 use super::query::QueryParams;
+use super::routes::Routes;
 use super::AppState;
-use crate::job::{JobId, JobStatus};
+use crate::job::{JobId, JobSpec, JobStatus, Warning};
 use crate::service::{Cancellation, Submission};
 use crate::store::JobFilter;
 use crate::sweep::SweepId;
@@ -24,15 +25,15 @@ use crate::sweep::SweepId;
 /// Page size of `GET /v1/jobs` when none is asked for, and its maximum.
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 1000;
-/// Longest accepted `Idempotency-Key`.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/jobs", post(submit).get(list))
-        .route("/v1/jobs/{id}", get(show).delete(delete))
-        .route("/v1/jobs/{id}/cancel", post(cancel))
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .post("/v1/jobs", submit)
+        .get("/v1/jobs", list)
+        .get("/v1/jobs/{id}", show)
+        .delete("/v1/jobs/{id}", delete)
+        .post("/v1/jobs/{id}/cancel", cancel)
 }
 
 /// A job id from the path; anything that is not one is simply not found.
@@ -41,49 +42,43 @@ pub(super) fn job_id(path: Result<Path<JobId>, PathRejection>) -> Result<JobId, 
         .map_err(|_| ApiError::not_found("job"))
 }
 
-/// `POST /v1/jobs`: validate, fill defaults, warn, store, wake a worker.
+/// What a dry run answers: the job as it would be queued, and its warnings.
+#[derive(Debug, Serialize)]
+struct DryRunView {
+    dry_run: bool,
+    /// The normalized spec: every default filled in.
+    spec: JobSpec,
+    warnings: Vec<Warning>,
+    /// Updates the job would make on the full training split (cut by `train_limit`).
+    total_steps: u64,
+}
+
+/// `POST /v1/jobs`: validate, fill defaults, warn, store, wake a worker. With
+/// `?dry_run=true`: validate, fill defaults and warn, store nothing (200, no `Location`).
 async fn submit(
     State(state): State<AppState>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     AppJson(body): AppJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(query.as_deref(), &["dry_run"])?;
     let key = idempotency_key(&headers)?;
-    let (status, details, replayed) = match state.service().submit(&body, key.as_deref()).await? {
-        Submission::Created(details) => (StatusCode::CREATED, details, false),
-        Submission::Replayed(details) => (StatusCode::OK, details, true),
+    if params.flag("dry_run")? {
+        let (plan, warnings) = state.service().check(&body)?;
+        let view = DryRunView {
+            dry_run: true,
+            total_steps: plan.total_steps(),
+            spec: plan.into_spec(),
+            warnings,
+        };
+        return Ok(Json(view).into_response());
+    }
+    let (details, replayed) = match state.service().submit(&body, key.as_deref()).await? {
+        Submission::Created(details) => (details, false),
+        Submission::Replayed(details) => (details, true),
     };
     let location = format!("/v1/jobs/{}", details.record.id);
-    let mut response = (status, Json(JobView::from(details))).into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    if replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(response)
-}
-
-pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|key| !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY)
-        .ok_or_else(|| {
-            ApiError::at(
-                ErrorCode::InvalidHeader,
-                "Idempotency-Key",
-                format!(
-                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-                ),
-            )
-        })?;
-    Ok(Some(key.to_string()))
+    Ok(submitted(JobView::from(details), &location, replayed))
 }
 
 /// `GET /v1/jobs/{id}`.
@@ -172,6 +167,7 @@ async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ErrorCode;
 
     #[test]
     fn list_query_accepts_repeated_and_comma_separated_statuses() {

@@ -20,6 +20,10 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct AppJson<T>(pub T);
 
+/// A JSON request body whose objects keep the client's key order (see [`parse_json_ordered`]).
+#[derive(Debug, Clone)]
+pub struct OrderedJson<T>(pub T);
+
 impl<S, T> FromRequest<S> for AppJson<T>
 where
     T: DeserializeOwned,
@@ -28,33 +32,60 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(req.headers()) {
-            return Err(ApiError::new(
-                ErrorCode::UnsupportedMediaType,
-                "expected a request body with content type application/json",
-            ));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("request body is larger than the limit of {BODY_LIMIT} bytes"),
-                )
-            } else {
-                ApiError::new(
-                    ErrorCode::UnreadableBody,
-                    format!("could not read the request body: {rejection}"),
-                )
-            }
-        })?;
-        parse_json(&bytes).map(AppJson)
+        parse_json(&json_body(req, state).await?).map(AppJson)
     }
 }
 
+impl<S, T> FromRequest<S> for OrderedJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        parse_json_ordered(&json_body(req, state).await?).map(OrderedJson)
+    }
+}
+
+/// The bytes of a JSON body: 415 for another content type, 413 over the limit.
+async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !is_json(req.headers()) {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "expected a request body with content type application/json",
+        ));
+    }
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("request body is larger than the limit of {BODY_LIMIT} bytes"),
+            )
+        } else {
+            ApiError::new(
+                ErrorCode::UnreadableBody,
+                format!("could not read the request body: {rejection}"),
+            )
+        }
+    })
+}
+
 /// Parses `bytes` as JSON into `T`: a syntax error is a 400, a shape error a 422 naming the
-/// field. `T` is read straight from the bytes, so object keys keep their order (a sweep's
-/// grid) and a repeated field of a struct is refused rather than silently overwritten.
+/// field. Integral floats are read as integers (`"epochs": 1.0`), as JSON Schema counts them.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("request body is not valid JSON: {err}"),
+        )
+    })?;
+    Ok(crate::validation::from_json_value(&value)?)
+}
+
+/// Parses `bytes` as JSON into `T` straight from the text, so object keys keep the client's
+/// order (a sweep's grid names and numbers its configs in that order).
+pub fn parse_json_ordered<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     crate::validation::from_json_slice(bytes).map_err(|err| match err {
         crate::validation::JsonError::Syntax(err) => ApiError::new(
             ErrorCode::InvalidJson,
@@ -85,9 +116,9 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[expect(dead_code, reason = "fields exist only to be deserialized")]
     struct Probe {
         steps: u32,
+        #[expect(dead_code, reason = "exists only to be deserialized")]
         inner: Option<Inner>,
     }
 
@@ -136,6 +167,16 @@ mod tests {
     fn wrong_type_names_the_field() {
         let err = parse_json::<Probe>(br#"{"steps": "many"}"#).unwrap_err();
         assert_eq!(unprocessable(err), ("invalid_type", "steps".to_string()));
+    }
+
+    #[test]
+    fn integral_floats_are_integers_and_fractions_stay_refused() {
+        let probe: Probe = parse_json(br#"{"steps": 3.0, "inner": {"lr": 1}}"#).unwrap();
+        assert_eq!(probe.steps, 3);
+        let err = parse_json::<Probe>(br#"{"steps": 3.5}"#).unwrap_err();
+        assert_eq!(unprocessable(err).1, "steps");
+        let err = parse_json::<Probe>(br#"{"steps": 1e300}"#).unwrap_err();
+        assert_eq!(unprocessable(err).1, "steps");
     }
 
     #[test]

@@ -5,17 +5,22 @@
 //! checks, request ids, tracing spans, timeout, compression, body limit) in one
 //! place. Handlers are thin: extract, call one service method, shape the answer.
 
+mod charts;
+mod compare;
 mod dashboard;
 mod encode;
 mod error;
 mod events;
 mod guard;
 mod health;
+mod idempotency;
 mod job_results;
 mod job_view;
 mod jobs;
 mod json;
+mod observability;
 mod query;
+mod routes;
 mod schedules;
 mod sweeps;
 
@@ -31,9 +36,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use routes::Routes;
+
 pub use error::{ApiError, ErrorCode};
 pub use guard::HostPolicy;
 pub use json::BODY_LIMIT;
+pub use routes::Route;
 pub use schedules::MAX_PREVIEW_STEPS;
 
 use crate::service::Service;
@@ -69,8 +77,29 @@ impl AppState {
     }
 }
 
+/// Every route of [`router`], sorted: what openapi.yaml must describe, exactly.
+pub fn routes() -> Vec<Route> {
+    all_routes().table()
+}
+
+/// Each resource's routes, merged; [`router`] and [`routes`] are both built from it.
+fn all_routes() -> Routes<AppState> {
+    Routes::new()
+        .merge(health::routes())
+        .merge(observability::routes())
+        .merge(schedules::routes())
+        .merge(jobs::routes())
+        .merge(job_results::routes())
+        .merge(events::routes())
+        .merge(compare::routes())
+        .merge(charts::routes())
+        .merge(sweeps::routes())
+        .merge(dashboard::routes())
+}
+
 /// The whole application: every route with its layers. Tests drive this directly.
 pub fn router(state: AppState) -> Router {
+    crate::observability::install();
     let request_id = HeaderName::from_static("x-request-id");
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
@@ -91,14 +120,8 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(CompressionLayer::new())
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
-    Router::new()
-        .merge(health::router())
-        .merge(schedules::router())
-        .merge(jobs::router())
-        .merge(job_results::router())
-        .merge(events::router())
-        .merge(sweeps::router())
-        .merge(dashboard::router())
+    all_routes()
+        .into_router()
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -106,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state)
         .layer(layers)
+        .layer(axum::middleware::from_fn(observability::track))
 }
 
 async fn not_found() -> ApiError {

@@ -65,6 +65,36 @@ impl QueryParams {
         }
     }
 
+    /// A `true`/`false` parameter; `false` when absent.
+    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(value) => Err(ApiError::bad_query(
+                name,
+                format!("{name} must be true or false, got `{value}`"),
+            )),
+        }
+    }
+
+    /// An integer in `range`, `default` when absent.
+    pub fn int_in(
+        &self,
+        name: &str,
+        default: u32,
+        range: std::ops::RangeInclusive<u32>,
+    ) -> Result<u32, ApiError> {
+        let expected = format!("an integer from {} to {}", range.start(), range.end());
+        match self.parse_opt::<u32>(name, &expected)? {
+            None => Ok(default),
+            Some(n) if range.contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::bad_query(
+                name,
+                format!("{name} must be {expected}, got `{n}`"),
+            )),
+        }
+    }
+
     /// A page size: `default` when absent, else an integer in `1..=max`.
     pub fn limit(&self, default: u32, max: u32) -> Result<u32, ApiError> {
         let expected = format!("between 1 and {max}");
@@ -115,6 +145,24 @@ mod tests {
             .parse_opt::<u64>("from", "≥ 0")
             .unwrap_err();
         assert_eq!(path_of(err).as_deref(), Some("from"));
+    }
+
+    #[test]
+    fn flags_and_bounded_integers_name_the_parameter() {
+        let q = parse("flag=true&limit=7").unwrap();
+        assert!(q.flag("flag").unwrap());
+        assert!(!q.flag("status").unwrap());
+        assert_eq!(q.int_in("limit", 3, 1..=10).unwrap(), 7);
+        assert_eq!(q.int_in("from", 3, 1..=10).unwrap(), 3);
+        assert_eq!(
+            path_of(parse("flag=yes").unwrap().flag("flag").unwrap_err()).as_deref(),
+            Some("flag")
+        );
+        let err = parse("limit=11")
+            .unwrap()
+            .int_in("limit", 3, 1..=10)
+            .unwrap_err();
+        assert_eq!(path_of(err).as_deref(), Some("limit"));
     }
 
     #[test]

@@ -3,14 +3,14 @@
 use axum::extract::RawQuery;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::encode;
 use super::error::{ApiError, ErrorCode};
 use super::json::AppJson;
 use super::query::QueryParams;
+use super::routes::Routes;
 use super::AppState;
 use crate::preview::{self, Preview, PreviewFormat};
 use crate::schedule::{self, Schedule};
@@ -20,10 +20,10 @@ use crate::validation::FieldCode;
 pub const MAX_PREVIEW_STEPS: u64 = preview::MAX_PREVIEW_STEPS as u64;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/schedules/kinds", get(kinds))
-        .route("/v1/schedules/preview", post(preview))
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .get("/v1/schedules/kinds", kinds)
+        .post("/v1/schedules/preview", preview)
 }
 
 #[derive(Debug, Serialize)]

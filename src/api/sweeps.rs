@@ -3,39 +3,42 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::jobs::idempotency_key;
-use super::json::AppJson;
+use super::idempotency::{idempotency_key, submitted};
+use super::json::OrderedJson;
 use super::query::QueryParams;
+use super::routes::Routes;
 use super::AppState;
 use crate::job::{JobId, JobStatus, Warning};
 use crate::service::{SweepDecision, SweepDetails, SweepSubmission};
 use crate::store::{SweepFilter, SweepRecord, SweepStatus};
 use crate::sweep::{
-    presets, Action, ConfigBand, ConfigOrigin, Metric, Mode, StoppingParams, Summary, SweepId,
-    SweepRequest,
+    bands_csv, presets, Action, ConfigBand, ConfigOrigin, Metric, Mode, StoppingParams, Summary,
+    SweepId, SweepRequest,
 };
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 1000;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/sweeps", post(submit).get(list))
-        .route("/v1/sweeps/presets", get(list_presets))
-        .route("/v1/sweeps/{id}", get(show).delete(delete))
-        .route("/v1/sweeps/{id}/cancel", post(cancel))
-        .route("/v1/sweeps/{id}/series", get(series))
-        .route("/v1/sweeps/{id}/decisions", get(decisions))
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .post("/v1/sweeps", submit)
+        .get("/v1/sweeps", list)
+        .get("/v1/sweeps/presets", list_presets)
+        .get("/v1/sweeps/{id}", show)
+        .delete("/v1/sweeps/{id}", delete)
+        .post("/v1/sweeps/{id}/cancel", cancel)
+        .get("/v1/sweeps/{id}/series", series)
+        .get("/v1/sweeps/{id}/decisions", decisions)
+        .get("/v1/sweeps/{id}/chart.svg", chart)
 }
 
 /// A sweep id from the path; anything that is not one is simply not found.
@@ -204,28 +207,19 @@ impl From<SweepDetails> for SweepView {
 async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    AppJson(request): AppJson<SweepRequest>,
+    OrderedJson(request): OrderedJson<SweepRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let (status, details, replayed) = match state
+    let (details, replayed) = match state
         .service()
         .submit_sweep(&request, key.as_deref())
         .await?
     {
-        SweepSubmission::Created(details) => (StatusCode::CREATED, details, false),
-        SweepSubmission::Replayed(details) => (StatusCode::OK, details, true),
+        SweepSubmission::Created(details) => (details, false),
+        SweepSubmission::Replayed(details) => (details, true),
     };
     let location = format!("/v1/sweeps/{}", details.record.id);
-    let mut response = (status, Json(SweepView::from(details))).into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    if replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(response)
+    Ok(submitted(SweepView::from(details), &location, replayed))
 }
 
 /// `GET /v1/sweeps/{id}`.
@@ -348,7 +342,7 @@ async fn series(
     if format == "csv" {
         return Ok((
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            series_csv(&bands),
+            bands_csv(&bands),
         )
             .into_response());
     }
@@ -358,38 +352,6 @@ async fn series(
         configs: bands,
     })
     .into_response())
-}
-
-/// `config,epoch,n,mean,std,min,max,ci95_low,ci95_high` rows (empty cells for n = 1).
-fn series_csv(bands: &[ConfigBand]) -> String {
-    let mut csv = String::from("config,epoch,n,mean,std,min,max,ci95_low,ci95_high\n");
-    let opt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
-    for band in bands {
-        let name = csv_field(&band.name);
-        for p in &band.points {
-            csv.push_str(&format!(
-                "{name},{},{},{},{},{},{},{},{}\n",
-                p.epoch,
-                p.n,
-                p.mean,
-                opt(p.std),
-                p.min,
-                p.max,
-                opt(p.ci95.map(|i| i.low)),
-                opt(p.ci95.map(|i| i.high)),
-            ));
-        }
-    }
-    csv
-}
-
-/// A CSV field, quoted when it holds a comma, a quote or a line break.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -459,4 +421,73 @@ async fn list_presets() -> Json<Value> {
         })
         .collect();
     Json(serde_json::json!({ "presets": presets }))
+}
+
+/// `GET /v1/sweeps/{id}/chart.svg?metric=test_acc&band=std|ci&log_y=false&width=&height=`: one
+/// mean line per config over a shaded band (± one standard deviation over the seeds, or the
+/// 95% interval), a legend naming each config and its seeds.
+async fn chart(
+    State(state): State<AppState>,
+    path: Result<Path<SweepId>, PathRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    use super::charts::{DEFAULT_SIZE, MAX_SIDE, MIN_SIDE};
+    let id = sweep_id(path)?;
+    let params = QueryParams::parse(
+        query.as_deref(),
+        &["metric", "band", "log_y", "width", "height"],
+    )?;
+    let ci = match params.get("band").unwrap_or("std") {
+        "std" => false,
+        "ci" => true,
+        other => {
+            return Err(ApiError::bad_query(
+                "band",
+                format!("unknown band `{other}`, expected std or ci"),
+            ))
+        }
+    };
+    let log_y = params.flag("log_y")?;
+    let width = params.int_in("width", DEFAULT_SIZE.0, MIN_SIDE..=MAX_SIDE)?;
+    let height = params.int_in("height", DEFAULT_SIZE.1, MIN_SIDE..=MAX_SIDE)?;
+    let (plan, metric, bands) = state
+        .service()
+        .sweep_series(id, metric_param(&params)?)
+        .await?;
+    let band_name = if ci { "95% interval" } else { "± std" };
+    let title = format!(
+        "{}: {metric} over {} seeds ({band_name})",
+        plan.name,
+        plan.seeds.len()
+    );
+    let y_label = if matches!(metric, Metric::TestAcc | Metric::TrainAcc) {
+        "accuracy"
+    } else {
+        "loss"
+    };
+    let chart = bands.iter().fold(
+        crate::chart::LineChart::new(title, "epoch", y_label)
+            .size(width, height)
+            .log_y(log_y),
+        |chart, band| {
+            let x = band.points.iter().map(|p| f64::from(p.epoch)).collect();
+            let mean = band.points.iter().map(|p| Some(p.mean)).collect();
+            let (lo, hi) = band
+                .points
+                .iter()
+                .map(|p| {
+                    if ci {
+                        (p.ci95.map(|i| i.low), p.ci95.map(|i| i.high))
+                    } else {
+                        (p.std.map(|s| p.mean - s), p.std.map(|s| p.mean + s))
+                    }
+                })
+                .unzip();
+            let seeds = band.points.iter().map(|p| p.n).max().unwrap_or(0);
+            let label = format!("{} (n={seeds})", band.name);
+            chart.push(crate::chart::Series::line(label, x, mean).with_band(lo, hi))
+        },
+    );
+    super::charts::svg_response(&headers, chart).await
 }

@@ -20,7 +20,7 @@ pub use listener::ConnectionLimits;
 
 use crate::api::{self, AppState, HostPolicy};
 use crate::service::{DataConfig, Service, ServiceConfig};
-use crate::store::{self, Store};
+use crate::store::{self, LeaseConfig, Store};
 use crate::train::DeviceSpec;
 
 /// After a shutdown signal the process exits within this time, whatever runs.
@@ -44,6 +44,8 @@ pub struct AppConfig {
     pub allowed_hosts: Option<Vec<String>>,
     /// Connection limits of the listener.
     pub limits: ConnectionLimits,
+    /// Workers' heartbeat interval and lease length (`docs/QUEUE.md`).
+    pub lease: LeaseConfig,
     /// Whether workers train sweep members in lockstep groups (when their sweep asks).
     pub lockstep: bool,
 }
@@ -63,6 +65,12 @@ impl App {
     /// Checks the configuration, opens the store, starts the workers and starts listening.
     pub async fn start(config: AppConfig) -> anyhow::Result<App> {
         check_artifacts_dir(&config.artifacts_dir)?;
+        anyhow::ensure!(
+            config.lease.ttl > config.lease.heartbeat,
+            "the lease ({:?}) must last longer than the heartbeat interval ({:?}), or every job would lose its lease",
+            config.lease.ttl,
+            config.lease.heartbeat
+        );
         // Devices are opened by their workers: one that cannot be opened takes no jobs
         // (they wait in the queue), says why in the log and in /readyz, and the server
         // keeps serving.
@@ -73,6 +81,7 @@ impl App {
                 workers: config.workers.clone(),
                 artifacts_dir: config.artifacts_dir.clone(),
                 data: config.data.clone(),
+                lease: config.lease,
                 fault: None,
                 lockstep: config.lockstep,
             },
@@ -86,7 +95,7 @@ impl App {
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(listener::serve(listener, router, config.limits, stopped));
-        tracing::info!(address = %addr, db = %config.db, "lrlab listening on http://{addr}");
+        tracing::info!(address = %addr, db = %store::redact_url(&config.db), "lrlab listening on http://{addr}");
         Ok(App {
             addr,
             service,

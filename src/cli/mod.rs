@@ -1,4 +1,4 @@
-//! The `lrlab` command line: `serve`, `train`, `preview`, `bench`.
+//! The `lrlab` command line: `serve`, `train`, `sweep`, `preview`, `bench`.
 //!
 //! Front-ends only: each command parses its options and calls the engines
 //! (`train`, `preview`) or the server assembly (`app`); the engines know
@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod preview;
 pub mod serve;
+pub mod sweep;
 pub mod train;
 
 use std::process::ExitCode;
@@ -51,6 +52,8 @@ pub enum Command {
     Preview(preview::PreviewArgs),
     /// Measure training and evaluation throughput on the real data, per thread count.
     Bench(bench::BenchArgs),
+    /// Run a sweep (schedules × seeds, early stopping) in the foreground, without a server.
+    Sweep(sweep::SweepArgs),
 }
 
 /// How long `lrlab serve` waits, once shut down, for blocking threads before it exits
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Train(args) => train::run_train(args),
         Command::Preview(args) => preview::run_preview(args, &mut std::io::stdout().lock()),
         Command::Bench(args) => bench::run_bench(args),
+        Command::Sweep(args) => sweep::run_sweep(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -86,9 +90,20 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+impl Command {
+    /// The log level when `LRLAB_LOG` says nothing: the server logs what it does; commands
+    /// that draw progress bars only log problems.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Serve(_) => "info",
+            _ => "warn",
+        }
+    }
+}
+
 /// Logs go to stderr, filtered by `LRLAB_LOG` (else `RUST_LOG`; env-filter syntax,
-/// default `info`).
-pub fn init_tracing(format: LogFormat) {
+/// default `default_level`).
+pub fn init_tracing(format: LogFormat, default_level: &str) {
     let configured = ["LRLAB_LOG", "RUST_LOG"].iter().find_map(|var| {
         let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty())?;
         match tracing_subscriber::EnvFilter::try_new(&value) {
@@ -99,7 +114,7 @@ pub fn init_tracing(format: LogFormat) {
             }
         }
     });
-    let filter = configured.unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let filter = configured.unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

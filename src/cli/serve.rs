@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::app::{App, AppConfig, ConnectionLimits};
 use crate::service::DataConfig;
+use crate::store::LeaseConfig;
 use crate::train::DeviceSpec;
 
 /// Configuration of `lrlab serve`; every option can also come from the environment.
@@ -14,7 +15,8 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "LRLAB_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
-    /// SQLite database URL; the file is created if missing.
+    /// Database URL: `sqlite://lrlab.db` (one machine; the file is created if missing) or
+    /// `postgres://user:password@host/db` (one queue for workers on several machines).
     #[arg(long, env = "LRLAB_DATABASE_URL", default_value = "sqlite://lrlab.db")]
     pub db: String,
     /// Workers per device: jobs trained at the same time on each device.
@@ -49,6 +51,13 @@ pub struct ServeArgs {
     /// Seconds a client may take to send a request's headers (idle connections included).
     #[arg(long, env = "LRLAB_HEADER_TIMEOUT", default_value_t = 20)]
     pub header_timeout: u64,
+    /// Seconds between a worker's heartbeats, which renew the leases on its jobs.
+    #[arg(long, env = "LRLAB_HEARTBEAT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat: u64,
+    /// Seconds a lease lasts without a heartbeat; then the job is presumed abandoned
+    /// (its machine died) and goes back to the queue.
+    #[arg(long, env = "LRLAB_LEASE", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..))]
+    pub lease: u64,
     /// Train the members of a sweep that share a seed together, one pass over the data for
     /// all of them (when the sweep asks for it, its default); `off`: every member on its own.
     #[arg(long, env = "LRLAB_LOCKSTEP", default_value = "on")]
@@ -84,6 +93,10 @@ impl ServeArgs {
                 max_connections: self.max_connections,
                 header_read_timeout: Duration::from_secs(self.header_timeout.max(1)),
                 ..ConnectionLimits::default()
+            },
+            lease: LeaseConfig {
+                heartbeat: Duration::from_secs(self.heartbeat),
+                ttl: Duration::from_secs(self.lease),
             },
             lockstep: self.lockstep == Switch::On,
         }

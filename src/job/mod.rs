@@ -7,6 +7,7 @@ mod id;
 mod plan;
 mod spec;
 mod status;
+mod summary;
 mod warnings;
 
 pub use crate::train::{OptimizerKind, OptimizerSpec};
@@ -17,4 +18,5 @@ pub use spec::{
     DatasetName, InvalidJob, JobRequest, JobSpec, Model, FASHION_MNIST_TRAIN_LEN, MAX_NAME_LEN,
 };
 pub use status::{JobStatus, UnknownStatus};
+pub use summary::{job_summary, schedule_summary};
 pub use warnings::{job_warnings, Warning, WarningCode, DIVERGENCE_RATE};

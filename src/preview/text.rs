@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+pub(crate) use crate::chart::approx;
+
 /// Formats a rate so that it parses back to the same f64: plain decimals in
 /// the usual range, scientific notation for tiny or huge values (Rust's
 /// plain `{}` would write `f64::MAX` with 309 digits).
@@ -11,25 +13,6 @@ pub(crate) fn exact(x: f64) -> String {
         format!("{x}")
     } else {
         format!("{x:e}")
-    }
-}
-
-/// Formats a rate with about `digits` significant digits, for reading.
-pub(crate) fn approx(x: f64, digits: usize) -> String {
-    let a = x.abs();
-    if x == 0.0 {
-        return "0".to_owned();
-    }
-    if !(1e-4..1e6).contains(&a) {
-        return format!("{x:.prec$e}", prec = digits.saturating_sub(1));
-    }
-    let magnitude = a.log10().floor() as i64;
-    let decimals = (digits as i64 - 1 - magnitude).max(0) as usize;
-    let text = format!("{x:.decimals$}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        text
     }
 }
 

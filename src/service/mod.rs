@@ -11,6 +11,8 @@
 mod datasets;
 mod error;
 mod events;
+mod lease;
+mod queries;
 mod sweeps;
 mod worker;
 
@@ -27,13 +29,14 @@ use tokio::task::JoinSet;
 pub use datasets::{DataConfig, DatasetCache};
 pub use error::ServiceError;
 pub use events::{JobEvent, ProgressEvent, EVENT_BUFFER};
+pub use queries::{JobSteps, StepBuckets};
 pub use sweeps::{SweepDecision, SweepDetails, SweepPage, SweepSubmission};
 pub use worker::FaultHook;
 
-use crate::job::{job_warnings, JobId, JobPlan, JobStatus};
+use crate::job::{job_warnings, JobId, JobPlan, JobStatus, Warning};
 use crate::store::{
-    CancelOutcome, DeleteOutcome, JobFilter, JobRecord, MetricSummary, NewJob, Store, StoreError,
-    Submitted,
+    this_host, CancelOutcome, DeleteOutcome, JobFilter, JobRecord, LeaseConfig, MetricSummary,
+    NewJob, Store, StoreError, Submitted,
 };
 use crate::train::{checkpoint, DeviceSpec, EpochMetrics, StepRecord};
 
@@ -52,6 +55,8 @@ pub struct ServiceConfig {
     /// Checkpoints and weights go to `<artifacts_dir>/<job id>/`.
     pub artifacts_dir: PathBuf,
     pub data: DataConfig,
+    /// How often workers renew their leases, and how long a lease lasts.
+    pub lease: LeaseConfig,
     /// Called by workers at each epoch's end, before it is stored: tests use it to make
     /// training fail in ways real runs rarely do (a panic).
     pub fault: Option<FaultHook>,
@@ -66,6 +71,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("workers", &self.workers)
             .field("artifacts_dir", &self.artifacts_dir)
             .field("data", &self.data)
+            .field("lease", &self.lease)
             .field("fault", &self.fault.is_some())
             .field("lockstep", &self.lockstep)
             .finish()
@@ -134,9 +140,13 @@ struct Inner {
 }
 
 impl Service {
-    /// Re-queues jobs a crash left running, then starts one worker per device slot.
+    /// Refuses a database this machine cannot share, re-queues jobs a crash on this
+    /// machine left running, then starts one worker per device slot and the sweep that
+    /// re-queues jobs whose leases expired.
     pub async fn start(store: Store, config: ServiceConfig) -> Result<Service, StoreError> {
-        let requeued = store.requeue_abandoned().await?;
+        let host = this_host();
+        store.check_host(&host).await?;
+        let requeued = lease::requeue_dead_processes(&store, &host).await?;
         if !requeued.is_empty() {
             tracing::warn!(jobs = ?requeued, "re-queued jobs left running by an earlier process; they resume from their last checkpoint");
         }
@@ -154,6 +164,7 @@ impl Service {
             sweep_locks: Mutex::new(HashMap::new()),
             device_errors: Mutex::new(Vec::new()),
         }));
+        lease::requeue_expired(&service).await?;
         // Sweeps left unfinished by an earlier process pick up where they were; then a
         // slow sweep of all unfinished sweeps catches anything a failed step left behind.
         service.advance_unfinished_sweeps().await;
@@ -173,6 +184,7 @@ impl Service {
         }
         {
             let mut workers = service.0.workers.lock().await;
+            workers.spawn(lease::sweep_expired(service.clone()));
             for (slot, device) in service.0.config.workers.iter().enumerate() {
                 let worker = worker::Worker::new(service.clone(), slot, *device);
                 workers.spawn(worker.run());
@@ -214,6 +226,18 @@ impl Service {
                 Err(ServiceError::IdempotencyKeyReused { existing })
             }
         }
+    }
+
+    /// Checks, plans and warns about a job request exactly as [`Service::submit`] does,
+    /// storing nothing (a dry run). A seed the request leaves out is drawn here too, so
+    /// the plan shows a complete spec; the real submission draws its own.
+    pub fn check(
+        &self,
+        request: &serde_json::Value,
+    ) -> Result<(JobPlan, Vec<Warning>), ServiceError> {
+        let plan = JobPlan::from_json(request, || u64::from(rand::random::<u32>()))?;
+        let warnings = job_warnings(&plan);
+        Ok((plan, warnings))
     }
 
     /// One job with its metric summary and queue position.

@@ -2,22 +2,32 @@
 //!
 //! [`JobStore`] is the whole interface: the job service (and through it the API
 //! and the workers) calls these methods and never sees SQL. Every statement
-//! lives in a backend module — today [`sqlite`] (embedded, one file, the
-//! default) — so a second backend for several machines goes beside it without
-//! touching the service. [`open`] picks the backend from the URL.
+//! lives in a backend module — [`sqlite`] (embedded, one file, the default, one
+//! machine) and [`postgres`] (one queue for workers on many machines) — and both
+//! behave the same, down to the test suite they share. [`open`] picks the backend
+//! from the URL. A worker's writes for a job are fenced by its [`Lease`]
+//! (`docs/QUEUE.md`).
 
+mod lease;
+pub mod postgres;
 mod records;
+mod rows;
 pub mod sqlite;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use lease::{
+    process_may_be_alive, this_host, Claim, Expired, HeldLease, Lease, LeaseConfig, LeaseToken,
+    Renewal, WorkerIdentity, WorkerInfo,
+};
 pub use records::{
     CancelOutcome, DeleteOutcome, JobFilter, JobRecord, MemberUpdate, MetricSummary, NewJob,
     NewMember, NewSweep, StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepEvent, SweepFilter,
-    SweepRecord, SweepStatus, SweepStep, SweepSubmitted,
+    SweepRecord, SweepStatus, SweepStep, SweepSubmitted, UnknownSweepStatus,
 };
 
 use crate::job::{JobError, JobId, JobStatus};
@@ -26,6 +36,20 @@ use crate::train::{EpochMetrics, EpochReport, StepRecord};
 
 /// A shared handle on the job store.
 pub type Store = Arc<dyn JobStore>;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// SQLite is one file on one machine: workers on other machines cannot share it.
+    pub fn serves_one_host(self) -> bool {
+        self == Backend::Sqlite
+    }
+}
 
 /// Failures of the job store.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +72,21 @@ pub enum StoreError {
     CorruptSweep { sweep: SweepId, detail: String },
     #[error("could not encode JSON: {0}")]
     Encode(#[source] serde_json::Error),
+    /// The job's row holds another lease than the writer's: the job was taken away (its
+    /// lease expired) or settled. The writer must stop and write nothing more for it.
+    #[error("the lease on job {job} was lost; another worker may own it now")]
+    LeaseLost { job: JobId },
+    /// A SQLite database that a worker on another machine is using.
+    #[error(
+        "the SQLite database is in use by worker {worker} on host `{host}` (its lease runs \
+         until {until}); SQLite serves one machine: for workers on several machines use \
+         PostgreSQL (--db postgres://...)"
+    )]
+    OtherHost {
+        worker: String,
+        host: String,
+        until: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 impl StoreError {
@@ -58,12 +97,42 @@ impl StoreError {
             detail: detail.into(),
         }
     }
+
+    /// Whether the same statement may succeed if tried again soon: the connection broke
+    /// (a database restart, a network cut), the pool had no connection in time, or the
+    /// database asked to retry (busy, serialization failure, shutting down).
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Sqlx(err) = self else {
+            return false;
+        };
+        match err {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                // PostgreSQL: connection exceptions (08…), operator intervention such
+                // as a shutdown or a restart (57P0…), serialization failures and
+                // deadlocks (40…). SQLite: busy (5) and locked (6).
+                code.starts_with("08")
+                    || code.starts_with("57P0")
+                    || code.starts_with("40")
+                    || code == "5"
+                    || code == "6"
+            }),
+            _ => false,
+        }
+    }
 }
 
 /// Everything the job service asks of a database. Implementations must make each method
 /// atomic: two workers never claim one job, and a crash never leaves half a write.
+///
+/// Methods that take a [`Lease`] are a worker's writes for its job: they are *fenced*,
+/// failing with [`StoreError::LeaseLost`] and changing nothing when the job's row holds
+/// another lease.
 #[async_trait]
 pub trait JobStore: Send + Sync + std::fmt::Debug {
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+
     /// Inserts a job, or with an idempotency key seen before returns the first one.
     async fn submit(&self, job: NewJob<'_>) -> Result<Submitted, StoreError>;
     /// One job by id.
@@ -72,38 +141,62 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn list_jobs(&self, filter: &JobFilter) -> Result<(Vec<JobRecord>, i64), StoreError>;
     /// How many queued jobs will be claimed before this one (0: it is next).
     async fn queue_position(&self, job: &JobRecord) -> Result<i64, StoreError>;
-    /// Atomically takes the next queued job (highest priority, then oldest) for `worker`.
-    async fn claim_next(&self, worker: &str, device: &str)
-        -> Result<Option<JobRecord>, StoreError>;
-    /// Atomically takes for `worker` those of `ids` that are still queued (and within their
-    /// sweep's concurrency limit), in the order given: the members of a sweep a worker trains
-    /// in lockstep with the member it claimed. The default claims nothing, so on a backend
-    /// that does not implement it every job trains on its own.
-    async fn claim_companions(
+
+    /// Atomically takes the next queued job (highest priority, then oldest) for `worker`,
+    /// with a lease of `ttl` (counted on the database's clock) and one more attempt. A
+    /// sweep's member is only taken while fewer than its sweep's `max_concurrent` members
+    /// run, however many workers claim at once.
+    async fn claim_next(
+        &self,
+        worker: &WorkerIdentity,
+        ttl: Duration,
+    ) -> Result<Option<Claim>, StoreError>;
+    /// Atomically (in one transaction) takes for `worker` those of `ids` that are still
+    /// queued and not asked to stop, in the order given, each with a lease of its own of
+    /// `ttl` and one more attempt; a sweep's member only while fewer than its sweep's
+    /// `max_concurrent` members run, the ones taken before it counted. Jobs another worker
+    /// took meanwhile are left out. This is how a worker takes the members of a sweep it
+    /// trains in lockstep with a member it claimed.
+    async fn claim_listed(
         &self,
         ids: &[JobId],
-        worker: &str,
-        device: &str,
-    ) -> Result<Vec<JobRecord>, StoreError> {
-        let _ = (ids, worker, device);
-        Ok(Vec::new())
-    }
-    /// Puts every job left `running` (by a crash) back in the queue; returns their ids.
-    async fn requeue_abandoned(&self) -> Result<Vec<JobId>, StoreError>;
-    /// Puts one running job back in the queue (graceful shutdown).
-    async fn requeue(&self, id: JobId) -> Result<(), StoreError>;
-    /// A running sweep member stopped at its pause point after `epochs_done` epochs. It
-    /// becomes `paused` (off the workers until its sweep continues it) — unless the sweep
-    /// decided meanwhile: stopped (`stopped_early`), canceled (`canceled`), or moved its pause
-    /// point on (`queued` again). Returns the status it got.
-    async fn pause(&self, id: JobId, epochs_done: u32) -> Result<JobStatus, StoreError>;
+        worker: &WorkerIdentity,
+        ttl: Duration,
+    ) -> Result<Vec<Claim>, StoreError>;
+    /// Renews a lease for `ttl` from now, and says whether a cancel or an early stop (its
+    /// sweep's decision) is pending. The token alone decides: a lease past its expiry that
+    /// nobody has re-queued yet still renews.
+    async fn heartbeat(&self, lease: &Lease, ttl: Duration) -> Result<Renewal, StoreError>;
+    /// Puts every running job whose lease has expired back in the queue (or ends it
+    /// `canceled` or `stopped_early` when that was pending), and forgets workers whose
+    /// heartbeats stopped.
+    async fn requeue_expired(&self) -> Result<Vec<Expired>, StoreError>;
+    /// The leases of every running job, with the workers holding them.
+    async fn held_leases(&self) -> Result<Vec<HeldLease>, StoreError>;
+    /// Gives a running job back to the queue at once (graceful shutdown, a dead process
+    /// of this machine); it resumes from its last checkpoint when claimed again.
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
+    /// A running sweep member stopped at its pause point after `epochs_done` epochs (fenced,
+    /// like every write of its worker; the lease ends here). It becomes `paused` (off the
+    /// workers until its sweep continues it) — unless the sweep decided meanwhile: stopped
+    /// (`stopped_early`), canceled (`canceled`), or moved its pause point on (`queued`
+    /// again). Returns the status it got.
+    async fn pause(&self, lease: &Lease, epochs_done: u32) -> Result<JobStatus, StoreError>;
     /// Ends a running job with `status` and, for failures, its error.
     async fn finish(
         &self,
-        id: JobId,
+        lease: &Lease,
         status: JobStatus,
         error: Option<&JobError>,
     ) -> Result<(), StoreError>;
+    /// Records how far a running job has got.
+    async fn set_progress(&self, lease: &Lease, epoch: u32, step: u64) -> Result<(), StoreError>;
+    /// Corrects a job's total update count once its data set is loaded.
+    async fn set_total_steps(&self, lease: &Lease, total_steps: u64) -> Result<(), StoreError>;
+    /// Stores one epoch's metrics row and its per-update records atomically, and moves the
+    /// job's progress to the epoch's end; an epoch redone after a crash replaces its rows.
+    async fn record_epoch(&self, lease: &Lease, report: &EpochReport) -> Result<(), StoreError>;
+
     /// Cancels a queued or paused job at once, or flags a running one for its worker.
     async fn cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError>;
     /// Whether a cancel was requested for this job.
@@ -112,14 +205,7 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn delete(&self, id: JobId) -> Result<DeleteOutcome, StoreError>;
     /// The job's status, if it exists.
     async fn status(&self, id: JobId) -> Result<Option<JobStatus>, StoreError>;
-    /// Records how far a running job has got.
-    async fn set_progress(&self, id: JobId, epoch: u32, step: u64) -> Result<(), StoreError>;
-    /// Corrects a job's total update count once its data set is loaded.
-    async fn set_total_steps(&self, id: JobId, total_steps: u64) -> Result<(), StoreError>;
 
-    /// Stores one epoch's metrics row and its per-update records atomically, and moves the
-    /// job's progress to the epoch's end; an epoch redone after a crash replaces its rows.
-    async fn record_epoch(&self, id: JobId, report: &EpochReport) -> Result<(), StoreError>;
     /// Every stored epoch of a job, in order.
     async fn epoch_metrics(&self, id: JobId) -> Result<Vec<EpochMetrics>, StoreError>;
     /// Up to `limit` per-update records of a job from update `from` on.
@@ -131,6 +217,39 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         &self,
         ids: &[JobId],
     ) -> Result<HashMap<JobId, MetricSummary>, StoreError>;
+
+    /// Says that `worker` is alive and what it trains, until `ttl` from now.
+    async fn worker_heartbeat(
+        &self,
+        worker: &WorkerIdentity,
+        job: Option<JobId>,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// Removes a worker that stops (graceful shutdown) from the listing.
+    async fn worker_stopped(&self, worker: &WorkerIdentity) -> Result<(), StoreError>;
+    /// The live workers (heartbeat not expired), by host, pid and name.
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError>;
+
+    /// Refuses to serve `host` when this backend serves one machine and a live worker
+    /// of another machine uses the database (a SQLite file on a shared disk).
+    async fn check_host(&self, host: &str) -> Result<(), StoreError> {
+        if !self.backend().serves_one_host() {
+            return Ok(());
+        }
+        match self
+            .workers()
+            .await?
+            .into_iter()
+            .find(|w| w.worker.host != host)
+        {
+            Some(other) => Err(StoreError::OtherHost {
+                worker: other.worker.to_string(),
+                host: other.worker.host,
+                until: other.expires_at,
+            }),
+            None => Ok(()),
+        }
+    }
 
     /// Inserts a sweep and all its member jobs atomically, or with an idempotency key seen
     /// before returns the first sweep.
@@ -167,14 +286,82 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn close(&self);
 }
 
-/// Opens the store a URL names (`sqlite://lrlab.db`), creating and migrating it as needed.
+/// Opens the store a URL names (`sqlite://lrlab.db`, `postgres://user@host/db`),
+/// creating (SQLite) and migrating it as needed.
 pub async fn open(url: &str) -> Result<Store, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStore::open(url).await?))
     } else {
         Err(StoreError::InvalidUrl {
             url: url.to_string(),
-            reason: "expected a sqlite:// URL".to_string(),
+            reason: "expected a sqlite:// or postgres:// URL".to_string(),
         })
+    }
+}
+
+/// A database URL fit for logs and error messages: any password (`user:secret@host` or
+/// `?password=secret`) replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(
+            redact_url("postgres://lab:s3cr:et@db.example:5432/lrlab?sslmode=require"),
+            "postgres://lab:***@db.example:5432/lrlab?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgresql://db/lrlab?user=lab&password=hunter2"),
+            "postgresql://db/lrlab?user=lab&password=***"
+        );
+        assert_eq!(redact_url("sqlite://lrlab.db"), "sqlite://lrlab.db");
+        assert_eq!(
+            redact_url("postgres://lab@db/lrlab"),
+            "postgres://lab@db/lrlab"
+        );
+    }
+
+    #[test]
+    fn only_connection_failures_and_retry_requests_are_transient() {
+        assert!(StoreError::Sqlx(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(StoreError::Sqlx(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset
+        )))
+        .is_transient());
+        assert!(!StoreError::Sqlx(sqlx::Error::RowNotFound).is_transient());
+        assert!(!StoreError::LeaseLost { job: JobId::new(1) }.is_transient());
     }
 }

@@ -137,6 +137,28 @@ impl SweepStatus {
     }
 }
 
+/// A sweep status word that is not one of lrlab's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown sweep status `{0}`")]
+pub struct UnknownSweepStatus(pub String);
+
+impl std::str::FromStr for SweepStatus {
+    type Err = UnknownSweepStatus;
+
+    fn from_str(word: &str) -> Result<Self, Self::Err> {
+        [
+            SweepStatus::Queued,
+            SweepStatus::Running,
+            SweepStatus::Succeeded,
+            SweepStatus::Failed,
+            SweepStatus::Canceled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == word)
+        .ok_or_else(|| UnknownSweepStatus(word.to_string()))
+    }
+}
+
 impl std::fmt::Display for SweepStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

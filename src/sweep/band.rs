@@ -67,3 +67,38 @@ pub fn band_series(configs: &[ConfigSeries]) -> Vec<ConfigBand> {
         })
         .collect()
 }
+
+/// The bands as CSV: `config,epoch,n,mean,std,min,max,ci95_low,ci95_high`, one row per
+/// config and epoch (empty cells where n = 1 gives no spread).
+pub fn bands_csv(bands: &[ConfigBand]) -> String {
+    use std::fmt::Write as _;
+    let mut csv = String::from("config,epoch,n,mean,std,min,max,ci95_low,ci95_high\n");
+    let opt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
+    for band in bands {
+        let name = csv_field(&band.name);
+        for p in &band.points {
+            let _ = writeln!(
+                csv,
+                "{name},{},{},{},{},{},{},{},{}",
+                p.epoch,
+                p.n,
+                p.mean,
+                opt(p.std),
+                p.min,
+                p.max,
+                opt(p.ci95.map(|i| i.low)),
+                opt(p.ci95.map(|i| i.high)),
+            );
+        }
+    }
+    csv
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+pub fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}

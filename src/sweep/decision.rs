@@ -17,6 +17,18 @@ pub enum Action {
     Stop,
 }
 
+impl Action {
+    /// The action's word in JSON and CSV.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Continue => "continue",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Stop => "stop",
+        }
+    }
+}
+
 /// One early-stopping decision, stored and served so a user can see why a
 /// run stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -138,3 +138,37 @@ pub fn summarize(configs: &[ConfigSeries], mode: Mode) -> Summary {
         configs: rows,
     }
 }
+
+impl Summary {
+    /// The summary as CSV, one row per config in config order.
+    pub fn to_csv(&self) -> String {
+        use std::fmt::Write as _;
+        let mut csv = String::from(
+            "rank,config,complete,n,final_mean,final_std,final_ci95_low,final_ci95_high,best_mean,vs_best_mean,vs_best_ci95_low,vs_best_ci95_high,indistinguishable_from_best\n",
+        );
+        let opt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
+        for row in &self.configs {
+            let f = row.final_value;
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                row.rank.map(|r| r.to_string()).unwrap_or_default(),
+                super::band::csv_field(&row.name),
+                row.complete,
+                f.map_or(0, |e| e.n),
+                opt(f.map(|e| e.mean)),
+                opt(f.and_then(|e| e.std)),
+                opt(f.and_then(|e| e.ci95).map(|i| i.low)),
+                opt(f.and_then(|e| e.ci95).map(|i| i.high)),
+                opt(row.best_value.map(|e| e.mean)),
+                opt(row.vs_best.map(|d| d.mean)),
+                opt(row.vs_best.and_then(|d| d.ci95).map(|i| i.low)),
+                opt(row.vs_best.and_then(|d| d.ci95).map(|i| i.high)),
+                row.indistinguishable_from_best
+                    .map(|b| b.to_string())
+                    .unwrap_or_default(),
+            );
+        }
+        csv
+    }
+}

@@ -1,24 +1,15 @@
 //! Cancelling and deleting jobs that run: a cancel stops a job at its next batch, even one
 //! that lands between the claim and the start; a running job cannot be deleted.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lrlab::job::{JobError, JobId, JobStatus};
+use lrlab::job::{JobId, JobStatus};
 use lrlab::service::JobEvent;
-use lrlab::store::{
-    CancelOutcome, DeleteOutcome, JobFilter, JobRecord, JobStore, MetricSummary, NewJob, Store,
-    StoreError, Submitted,
-};
-use lrlab::store::{
-    NewSweep, StoredSweepEvent, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus,
-    SweepStep, SweepSubmitted,
-};
-use lrlab::sweep::SweepId;
-use lrlab::train::{EpochMetrics, EpochReport, StepRecord};
+use lrlab::store::{CancelOutcome, Claim, Store, StoreError, WorkerIdentity};
 use serde_json::{json, Value};
 
+use crate::hooked_store::{Hooked, Hooks};
 use crate::support::{error_of, next_event, small_job, spawn_app, spawn_service};
 
 /// A job of one update per epoch: its stored rows count its updates one by one.
@@ -70,145 +61,32 @@ async fn a_running_job_stops_at_its_next_batch_when_canceled() {
     app.shutdown().await;
 }
 
-/// A store whose every claim is followed at once by a cancel of the claimed job: a client's
-/// cancel landing after the claim but before the worker has registered its stop flag (so
-/// the service finds no flag to raise). The claimed record still says no cancel was asked.
+/// Every claim is followed at once by a cancel of the claimed job: a client's cancel
+/// landing after the claim but before the worker has registered its stop flag (so the
+/// service finds no flag to raise). The claimed record still says no cancel was asked.
 #[derive(Debug)]
-struct CancelRightAfterClaim(Store);
+struct CancelRightAfterClaim;
 
 #[async_trait]
-impl JobStore for CancelRightAfterClaim {
+impl Hooks for CancelRightAfterClaim {
     async fn claim_next(
         &self,
-        worker: &str,
-        device: &str,
-    ) -> Result<Option<JobRecord>, StoreError> {
-        let claimed = self.0.claim_next(worker, device).await?;
-        if let Some(job) = &claimed {
-            assert!(!job.cancel_requested);
-            assert_eq!(self.0.cancel(job.id).await?, CancelOutcome::Requested);
+        store: &Store,
+        worker: &WorkerIdentity,
+        ttl: Duration,
+    ) -> Result<Option<Claim>, StoreError> {
+        let claimed = store.claim_next(worker, ttl).await?;
+        if let Some(claim) = &claimed {
+            assert!(!claim.job.cancel_requested);
+            assert_eq!(store.cancel(claim.job.id).await?, CancelOutcome::Requested);
         }
         Ok(claimed)
-    }
-
-    // Everything else goes straight to SQLite.
-    async fn submit(&self, job: NewJob<'_>) -> Result<Submitted, StoreError> {
-        self.0.submit(job).await
-    }
-    async fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
-        self.0.job(id).await
-    }
-    async fn list_jobs(&self, filter: &JobFilter) -> Result<(Vec<JobRecord>, i64), StoreError> {
-        self.0.list_jobs(filter).await
-    }
-    async fn queue_position(&self, job: &JobRecord) -> Result<i64, StoreError> {
-        self.0.queue_position(job).await
-    }
-    async fn requeue_abandoned(&self) -> Result<Vec<JobId>, StoreError> {
-        self.0.requeue_abandoned().await
-    }
-    async fn requeue(&self, id: JobId) -> Result<(), StoreError> {
-        self.0.requeue(id).await
-    }
-    async fn pause(&self, id: JobId, epochs_done: u32) -> Result<JobStatus, StoreError> {
-        self.0.pause(id, epochs_done).await
-    }
-    async fn submit_sweep(&self, sweep: NewSweep<'_>) -> Result<SweepSubmitted, StoreError> {
-        self.0.submit_sweep(sweep).await
-    }
-    async fn sweep(&self, id: SweepId) -> Result<Option<SweepRecord>, StoreError> {
-        self.0.sweep(id).await
-    }
-    async fn list_sweeps(
-        &self,
-        filter: &SweepFilter,
-    ) -> Result<(Vec<SweepRecord>, i64), StoreError> {
-        self.0.list_sweeps(filter).await
-    }
-    async fn unfinished_sweeps(&self) -> Result<Vec<SweepId>, StoreError> {
-        self.0.unfinished_sweeps().await
-    }
-    async fn sweep_members(&self, id: SweepId) -> Result<Vec<JobRecord>, StoreError> {
-        self.0.sweep_members(id).await
-    }
-    async fn sweep_metrics(
-        &self,
-        id: SweepId,
-    ) -> Result<HashMap<JobId, Vec<EpochMetrics>>, StoreError> {
-        self.0.sweep_metrics(id).await
-    }
-    async fn sweep_events(&self, id: SweepId) -> Result<Vec<StoredSweepEvent>, StoreError> {
-        self.0.sweep_events(id).await
-    }
-    async fn apply_sweep_step(&self, step: SweepStep<'_>) -> Result<bool, StoreError> {
-        self.0.apply_sweep_step(step).await
-    }
-    async fn request_sweep_cancel(&self, id: SweepId) -> Result<Option<SweepStatus>, StoreError> {
-        self.0.request_sweep_cancel(id).await
-    }
-    async fn delete_sweep(&self, id: SweepId) -> Result<SweepDeleteOutcome, StoreError> {
-        self.0.delete_sweep(id).await
-    }
-    async fn finish(
-        &self,
-        id: JobId,
-        status: JobStatus,
-        error: Option<&JobError>,
-    ) -> Result<(), StoreError> {
-        self.0.finish(id, status, error).await
-    }
-    async fn cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
-        self.0.cancel(id).await
-    }
-    async fn cancel_requested(&self, id: JobId) -> Result<bool, StoreError> {
-        self.0.cancel_requested(id).await
-    }
-    async fn delete(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {
-        self.0.delete(id).await
-    }
-    async fn status(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
-        self.0.status(id).await
-    }
-    async fn set_progress(&self, id: JobId, epoch: u32, step: u64) -> Result<(), StoreError> {
-        self.0.set_progress(id, epoch, step).await
-    }
-    async fn set_total_steps(&self, id: JobId, total_steps: u64) -> Result<(), StoreError> {
-        self.0.set_total_steps(id, total_steps).await
-    }
-    async fn record_epoch(&self, id: JobId, report: &EpochReport) -> Result<(), StoreError> {
-        self.0.record_epoch(id, report).await
-    }
-    async fn epoch_metrics(&self, id: JobId) -> Result<Vec<EpochMetrics>, StoreError> {
-        self.0.epoch_metrics(id).await
-    }
-    async fn steps(&self, id: JobId, from: u64, limit: u32) -> Result<Vec<StepRecord>, StoreError> {
-        self.0.steps(id, from, limit).await
-    }
-    async fn step_count(&self, id: JobId) -> Result<u64, StoreError> {
-        self.0.step_count(id).await
-    }
-    async fn metric_summaries(
-        &self,
-        ids: &[JobId],
-    ) -> Result<HashMap<JobId, MetricSummary>, StoreError> {
-        self.0.metric_summaries(ids).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.0.ping().await
-    }
-    async fn close(&self) {
-        self.0.close().await
     }
 }
 
 #[tokio::test]
 async fn a_cancel_between_the_claim_and_the_start_cancels_the_job_before_any_update() {
-    let service = spawn_service(
-        1,
-        |sqlite| std::sync::Arc::new(CancelRightAfterClaim(sqlite)),
-        None,
-    )
-    .await;
+    let service = spawn_service(1, |store| Hooked::wrap(store, CancelRightAfterClaim), None).await;
     let id = service.submit(&small_job(3)).await;
     let job = service.wait_finished(id).await;
     assert_eq!(job.record.status, JobStatus::Canceled, "{job:?}");

@@ -1,6 +1,8 @@
 //! Shared harness of the HTTP tests: a real server — built by the same
 //! [`App::start`] as `lrlab serve` — on a loopback port over a real SQLite file
-//! and a small generated data set, all in a temp dir.
+//! and a small generated data set, all in a temp dir. With
+//! `LRLAB_TEST_BACKEND=postgres` the server runs on a fresh PostgreSQL database
+//! instead (see `test_db`), so the whole suite can be run against both backends.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,11 +10,13 @@ use std::time::Duration;
 use lrlab::app::{App, AppConfig, ConnectionLimits};
 use lrlab::job::{JobId, JobStatus};
 use lrlab::service::{DataConfig, FaultHook, JobDetails, JobEvent, Service, ServiceConfig};
-use lrlab::store::Store;
+use lrlab::store::{LeaseConfig, Store};
 use lrlab::train::DeviceSpec;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::test_db::{http_backend_is_postgres, TestDb};
 
 /// Images in the generated training and test splits.
 pub const TRAIN_IMAGES: usize = 512;
@@ -23,6 +27,8 @@ pub struct TestApp {
     pub app: App,
     pub client: reqwest::Client,
     pub dir: TempDir,
+    /// The PostgreSQL database the server runs on, dropped after it.
+    _db: Option<TestDb>,
 }
 
 /// Writes the generated data set into `dir/data` and returns that path.
@@ -46,6 +52,7 @@ pub fn test_config(dir: &Path, workers: usize, data: PathBuf) -> AppConfig {
         },
         allowed_hosts: None,
         limits: ConnectionLimits::default(),
+        lease: LeaseConfig::default(),
         lockstep: true,
     }
 }
@@ -88,14 +95,41 @@ fn init_test_logs() {
         .try_init();
 }
 
-/// Starts a server from a configuration whose files live in `dir`.
+/// A fresh PostgreSQL database under `LRLAB_TEST_BACKEND=postgres`, else `None` (SQLite).
+async fn backend_db() -> Option<TestDb> {
+    if !http_backend_is_postgres() {
+        return None;
+    }
+    let db = TestDb::postgres()
+        .await
+        .expect("LRLAB_TEST_BACKEND=postgres needs a PostgreSQL server");
+    Some(db)
+}
+
+/// Starts a server from a configuration whose files live in `dir`; under
+/// `LRLAB_TEST_BACKEND=postgres` on a fresh PostgreSQL database instead of `config.db`.
 pub async fn spawn_app_from(config: AppConfig, dir: TempDir) -> TestApp {
+    let db = backend_db().await;
+    start_app(config, dir, db).await
+}
+
+/// Starts a server again where [`TestApp::stop`] left one: the same database (`config.db`,
+/// or the stopped server's PostgreSQL database).
+pub async fn restart_app(config: AppConfig, stopped: Stopped) -> TestApp {
+    start_app(config, stopped.dir, stopped.db).await
+}
+
+async fn start_app(mut config: AppConfig, dir: TempDir, db: Option<TestDb>) -> TestApp {
     init_test_logs();
+    if let Some(db) = &db {
+        config.db = db.url.clone();
+    }
     let app = App::start(config).await.expect("start the server");
     TestApp {
         app,
         client: reqwest::Client::new(),
         dir,
+        _db: db,
     }
 }
 
@@ -227,11 +261,21 @@ impl TestApp {
         self.app.shutdown().await;
     }
 
-    /// Shuts down and hands back its directory (database, artifacts, data) for a next start.
-    pub async fn stop(self) -> TempDir {
+    /// Shuts down and hands back its directory (database, artifacts, data) and its
+    /// PostgreSQL database, if any, for [`restart_app`].
+    pub async fn stop(self) -> Stopped {
         self.app.shutdown().await;
-        self.dir
+        Stopped {
+            dir: self.dir,
+            db: self._db,
+        }
     }
+}
+
+/// What a stopped [`TestApp`] leaves for the next start.
+pub struct Stopped {
+    pub dir: TempDir,
+    db: Option<TestDb>,
 }
 
 /// A small job on the generated data that trains in well under a second per epoch.
@@ -310,10 +354,13 @@ pub struct TestService {
     pub store: Store,
     /// Holds the database, artifacts and data until the test ends.
     _dir: TempDir,
+    /// The PostgreSQL database the service runs on, dropped after it.
+    _db: Option<TestDb>,
 }
 
-/// Starts a service with `workers` CPU workers over a fresh SQLite file (wrapped by `wrap`)
-/// and the generated data.
+/// Starts a service with `workers` CPU workers over a fresh database (a SQLite file, or
+/// PostgreSQL under `LRLAB_TEST_BACKEND=postgres`), its store wrapped by `wrap`, and the
+/// generated data.
 pub async fn spawn_service(
     workers: usize,
     wrap: impl FnOnce(Store) -> Store,
@@ -321,7 +368,11 @@ pub async fn spawn_service(
 ) -> TestService {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = write_data(dir.path());
-    let url = format!("sqlite://{}", dir.path().join("lrlab.db").display());
+    let db = backend_db().await;
+    let url = match &db {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("lrlab.db").display()),
+    };
     let store = wrap(lrlab::store::open(&url).await.expect("open the store"));
     let config = ServiceConfig {
         workers: vec![DeviceSpec::Cpu; workers],
@@ -330,6 +381,7 @@ pub async fn spawn_service(
             dir: Some(data),
             allow_download: false,
         },
+        lease: LeaseConfig::default(),
         fault,
         lockstep: true,
     };
@@ -340,6 +392,7 @@ pub async fn spawn_service(
         service,
         store,
         _dir: dir,
+        _db: db,
     }
 }
 

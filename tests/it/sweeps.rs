@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{spawn_app, spawn_app_from, test_config, write_data, TestApp};
+use crate::support::{restart_app, spawn_app, spawn_app_from, test_config, write_data, TestApp};
 
 async fn submit_sweep(app: &TestApp, body: &Value) -> (u16, Value) {
     let response = app.post_json("/v1/sweeps", body).await;
@@ -36,9 +36,15 @@ async fn wait_sweep(app: &TestApp, id: i64, timeout: Duration) -> Value {
             tokio::time::Instant::now() < deadline,
             "sweep {id} did not finish in {timeout:?}: {view}"
         );
-        let _ = tokio::time::timeout_at(deadline, events.recv()).await;
+        // A member's event wakes us; the sweep's own status is written just after its
+        // members' (by a coordinator step in the background), so look again soon anyway.
+        let soon = (tokio::time::Instant::now() + SWEEP_RECHECK).min(deadline);
+        let _ = tokio::time::timeout_at(soon, events.recv()).await;
     }
 }
+
+/// How often `wait_sweep` reads the sweep again without an event.
+const SWEEP_RECHECK: Duration = Duration::from_millis(200);
 
 /// A small base job on the generated data.
 fn base(epochs: u32) -> Value {
@@ -447,9 +453,9 @@ async fn a_restart_mid_sweep_repeats_no_decision_and_duplicates_no_member() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    app.shutdown().await;
+    let stopped = app.stop().await;
 
-    let app = spawn_app_from(config, tempfile::tempdir().unwrap()).await;
+    let app = restart_app(config, stopped).await;
     let view = wait_sweep(&app, id, Duration::from_secs(180)).await;
     assert_eq!(view["status"], "succeeded", "{view}");
     let jobs: Value = app.get("/v1/jobs?limit=100").await.json().await.unwrap();
@@ -472,4 +478,71 @@ async fn a_restart_mid_sweep_repeats_no_decision_and_duplicates_no_member() {
     }
     app.shutdown().await;
     drop(dir);
+}
+
+/// `lrlab sweep FILE.json` runs a sweep without a server and writes its results; run again
+/// with the same file and directory, it finds the finished sweep instead of starting anew.
+#[test]
+fn the_sweep_command_runs_a_sweep_in_the_foreground_and_writes_its_results() {
+    use lrlab::cli::sweep::{run_sweep, SweepArgs};
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_data(dir.path());
+    let file = dir.path().join("sweep.json");
+    std::fs::write(
+        &file,
+        json!({
+            "name": "cli",
+            "base": {"epochs": 2, "batch_size": 64, "train_limit": 256, "test_limit": 64,
+                     "schedule": {"kind": "constant", "lr": 0.05}},
+            "grid": {"schedule.lr": [0.01, 0.05]},
+            "seeds": [0, 1]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let args = SweepArgs {
+        file: file.clone(),
+        out: out.clone(),
+        workers: 1,
+        device: vec![lrlab::train::DeviceSpec::Cpu],
+        data_dir: Some(data),
+        no_download: true,
+        lockstep: lrlab::cli::serve::Switch::On,
+    };
+    run_sweep(args.clone()).unwrap();
+    let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let rows: Vec<&str> = summary.lines().collect();
+    assert_eq!(rows.len(), 3, "{summary}");
+    assert!(rows[0].starts_with("rank,config,complete,n,final_mean"));
+    assert!(rows[1].contains(",lr=0.01,true,2,"), "{summary}");
+    let series = std::fs::read_to_string(out.join("series-test_acc.csv")).unwrap();
+    assert_eq!(series.lines().count(), 1 + 2 * 2, "{series}");
+    assert!(out.join("decisions.csv").exists());
+    // The same command again: the same sweep (its file's hash is its idempotency key), no
+    // new jobs.
+    run_sweep(args).unwrap();
+    let again = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert_eq!(again, summary);
+    let counts = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = lrlab::store::open(&format!("sqlite://{}", out.join("sweep.db").display()))
+            .await
+            .unwrap();
+        let (sweeps, _) = store
+            .list_sweeps(&lrlab::store::SweepFilter {
+                before: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        let (_, jobs) = store
+            .list_jobs(&lrlab::store::JobFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        (sweeps.len(), jobs)
+    });
+    assert_eq!(counts, (1, 4));
 }

@@ -1,12 +1,16 @@
 //! Jobs that fail inside training: a panic, a divergence. Each ends `failed` with a stable
-//! code and a sentence, and the worker carries on with the next job.
+//! code and a sentence, and the worker carries on with the next job. And a database that
+//! stops answering progress writes, which training does not wait for.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use lrlab::job::{FailureCode, JobId, JobStatus};
 use lrlab::service::FaultHook;
+use lrlab::store::{Lease, Store, StoreError};
 use serde_json::json;
 
+use crate::hooked_store::{Hooked, Hooks};
 use crate::support::{small_job, spawn_app, spawn_service};
 
 #[tokio::test]
@@ -82,4 +86,36 @@ async fn a_job_whose_test_loss_is_nan_fails_as_diverged_with_a_sentence() {
     let next = app.submit(&small_job(1)).await;
     assert_eq!(app.wait_finished(next).await["status"], "succeeded");
     app.shutdown().await;
+}
+
+/// Progress writes that never return, as on a database that stopped answering them.
+#[derive(Debug)]
+struct ProgressNeverReturns;
+
+#[async_trait]
+impl Hooks for ProgressNeverReturns {
+    async fn set_progress(
+        &self,
+        _store: &Store,
+        _lease: &Lease,
+        _epoch: u32,
+        _step: u64,
+    ) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn training_does_not_wait_for_a_progress_write_that_never_returns() {
+    let service = spawn_service(1, |store| Hooked::wrap(store, ProgressNeverReturns), None).await;
+    // Eight updates: the first one's progress write hangs, the later ones are skipped.
+    let id = service.submit(&small_job(1)).await;
+    let job = service.wait_finished(id).await;
+    assert_eq!(job.record.status, JobStatus::Succeeded, "{job:?}");
+    assert_eq!(service.store.epoch_metrics(id).await.unwrap().len(), 1);
+    assert_eq!(
+        job.record.progress_epoch, 1,
+        "the epoch's own write moves progress on"
+    );
+    service.shutdown().await;
 }

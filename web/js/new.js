@@ -283,6 +283,8 @@ export async function render(view) {
 
   /** What the browser can tell from the preview; the server checks again on submission. */
   function localWarnings(pv, length, unit) {
+    // The server's warnings for this very request are shown: they say more, keep them.
+    if (confirmed !== null && confirmed === JSON.stringify(body(), null, 2)) return;
     const lr = pv.lr.slice(0, length);
     const warnings = [];
     if (lr[0] === 0) warnings.push({ code: 'zero_rate_at_start', message: `the rate at ${unit} 0 is 0: that ${unit} trains nothing` });
@@ -362,11 +364,12 @@ export async function render(view) {
     submit.disabled = true;
     try {
       if (confirmed !== json) {
-        // Ask the server for its warnings without storing the job. A server
-        // without dry runs ignores or rejects the parameter: a 201 means the
-        // job was queued anyway (the same Idempotency-Key is reused below, so
-        // it is never queued twice); a 4xx other than 422 falls back to a
-        // plain submission.
+        // Ask the server for its warnings without storing the job: a dry run
+        // answers 200 with {dry_run: true, spec, warnings, total_steps} and no
+        // Location. A server without dry runs ignores or rejects the parameter:
+        // a 201 or a Location means the job was queued anyway (the same
+        // Idempotency-Key is reused below, so it is never queued twice); a 4xx
+        // other than 422 falls back to a plain submission.
         let dry = null;
         try {
           dry = await post('/v1/jobs?dry_run=true', payload, { headers });
@@ -374,8 +377,10 @@ export async function render(view) {
           if (!(err instanceof ApiError) || err.status === 422 || err.status >= 500 || err.status === 0) throw err;
         }
         if (dry && (dry.status === 201 || dry.headers.get('location'))) return submitted(dry.json);
-        if (dry && dry.json?.warnings?.length) {
-          showWarnings(dry.json.warnings, 'The server’s warnings for this job. Submit again to queue it anyway.');
+        const check = dry?.json?.dry_run === true ? dry.json : null;
+        if (check?.warnings?.length) {
+          const updates = Number.isInteger(check.total_steps) ? ` (${check.total_steps.toLocaleString()} updates)` : '';
+          showWarnings(check.warnings, `The server’s warnings for this job${updates}. Submit again to queue it anyway.`);
           confirmed = json;
           submit.textContent = 'Submit anyway';
           return;

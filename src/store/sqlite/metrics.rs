@@ -4,62 +4,42 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite};
 
+use super::queue::fenced;
 use super::SqliteStore;
 use crate::job::JobId;
-use crate::store::{MetricSummary, StoreError};
+use crate::store::rows::{finite_or_null, step_record, EpochRow, JobEpochRow};
+use crate::store::{Lease, MetricSummary, StoreError};
 use crate::train::{EpochMetrics, EpochReport, StepRecord};
 
 /// SQLite binds at most 32,766 variables per statement; 3 per step row.
 const STEP_ROWS_PER_INSERT: usize = 5_000;
 
-#[derive(Debug, sqlx::FromRow)]
-pub(super) struct EpochRow {
-    epoch: i64,
-    train_loss: f64,
-    train_acc: f64,
-    test_loss: f64,
-    test_acc: f64,
-    lr: f64,
-    lr_min: f64,
-    lr_max: f64,
-    seconds: f64,
-    eval_seconds: f64,
-    examples_per_sec: f64,
-}
-
-impl EpochRow {
-    /// The metrics of this row; an epoch number no u32 can hold was never written by lrlab.
-    pub(super) fn into_metrics(self, job: JobId) -> Result<EpochMetrics, StoreError> {
-        let row = self;
-        Ok(EpochMetrics {
-            epoch: u32::try_from(row.epoch).map_err(|_| {
-                StoreError::corrupt(job, format!("epoch {} out of range", row.epoch))
-            })?,
-            train_loss: row.train_loss,
-            train_acc: row.train_acc,
-            test_loss: row.test_loss,
-            test_acc: row.test_acc,
-            lr: row.lr,
-            lr_min: row.lr_min,
-            lr_max: row.lr_max,
-            seconds: row.seconds,
-            eval_seconds: row.eval_seconds,
-            examples_per_sec: row.examples_per_sec,
-        })
-    }
-}
-
 impl SqliteStore {
-    /// One transaction. Rows are upserted: an epoch redone after a crash (its
-    /// checkpoint was not yet written) replaces its first, identical rows
-    /// instead of duplicating them.
+    /// One transaction, fenced by its first statement (which also takes SQLite's write
+    /// lock, so nothing can change the lease before the commit). Rows are upserted: an
+    /// epoch redone after a crash (its checkpoint was not yet written) replaces its
+    /// first, identical rows instead of duplicating them.
     pub(super) async fn insert_epoch(
         &self,
-        id: JobId,
+        lease: &Lease,
         report: &EpochReport,
     ) -> Result<(), StoreError> {
+        let id = lease.job;
         let m = &report.metrics;
+        let next_step = report.steps.last().map_or(0, |last| last.step + 1);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let progressed = sqlx::query(
+            "UPDATE jobs SET progress_epoch = ?, progress_step = MAX(progress_step, ?) \
+             WHERE id = ? AND lease_token = ?",
+        )
+        .bind(i64::from(m.epoch))
+        .bind(i64::try_from(next_step).unwrap_or(i64::MAX))
+        .bind(id)
+        .bind(lease.token.as_str())
+        .execute(&mut *tx)
+        .await?;
+        // Dropping the transaction rolls it back.
+        fenced(id, progressed.rows_affected())?;
         sqlx::query(
             "INSERT OR REPLACE INTO epoch_metrics (job_id, epoch, train_loss, train_acc, test_loss, \
              test_acc, lr, lr_min, lr_max, seconds, eval_seconds, examples_per_sec) \
@@ -91,15 +71,6 @@ impl SqliteStore {
             });
             insert.build().execute(&mut *tx).await?;
         }
-        let next_step = report.steps.last().map_or(0, |last| last.step + 1);
-        sqlx::query(
-            "UPDATE jobs SET progress_epoch = ?, progress_step = MAX(progress_step, ?) WHERE id = ?",
-        )
-        .bind(i64::from(m.epoch))
-        .bind(i64::try_from(next_step).unwrap_or(i64::MAX))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -130,18 +101,7 @@ impl SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(step, lr, loss)| {
-                Ok(StepRecord {
-                    step: u64::try_from(step).map_err(|_| {
-                        StoreError::corrupt(id, format!("step {step} out of range"))
-                    })?,
-                    lr,
-                    // NULL is how a non-finite loss (a diverged batch) was stored.
-                    loss: loss.unwrap_or(f64::NAN),
-                })
-            })
-            .collect()
+        rows.into_iter().map(|row| step_record(id, row)).collect()
     }
 
     pub(super) async fn count_steps(&self, id: JobId) -> Result<u64, StoreError> {
@@ -152,11 +112,6 @@ impl SqliteStore {
                 .await?;
         u64::try_from(count).map_err(|_| StoreError::corrupt(id, format!("{count} steps")))
     }
-}
-
-/// SQLite stores NaN as NULL anyway; say so explicitly (a diverged batch).
-fn finite_or_null(value: f64) -> Option<f64> {
-    value.is_finite().then_some(value)
 }
 
 impl SqliteStore {
@@ -208,11 +163,4 @@ impl SqliteStore {
         }
         Ok(summaries)
     }
-}
-
-#[derive(Debug, sqlx::FromRow)]
-struct JobEpochRow {
-    job_id: i64,
-    #[sqlx(flatten)]
-    metrics: EpochRow,
 }

@@ -2,7 +2,9 @@
 
 mod jobs;
 mod metrics;
+mod queue;
 mod sweeps;
+mod workers;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -13,9 +15,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use super::{
-    CancelOutcome, DeleteOutcome, JobFilter, JobRecord, JobStore, MetricSummary, NewJob, NewSweep,
-    StoreError, StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord,
-    SweepStatus, SweepStep, SweepSubmitted,
+    Backend, CancelOutcome, Claim, DeleteOutcome, Expired, HeldLease, JobFilter, JobRecord,
+    JobStore, Lease, MetricSummary, NewJob, NewSweep, Renewal, StoreError, StoredSweepEvent,
+    Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus, SweepStep,
+    SweepSubmitted, WorkerIdentity, WorkerInfo,
 };
 use crate::job::{JobError, JobId, JobStatus};
 use crate::sweep::SweepId;
@@ -77,9 +80,13 @@ impl SqliteStore {
     }
 }
 
-/// The trait's methods are the inherent ones of `jobs.rs` and `metrics.rs`.
+/// The trait's methods are the inherent ones of `jobs.rs`, `queue.rs`, `metrics.rs`,
+/// `workers.rs` and `sweeps.rs`.
 #[async_trait]
 impl JobStore for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
     async fn submit(&self, job: NewJob<'_>) -> Result<Submitted, StoreError> {
         self.submit_job(job).await
     }
@@ -94,35 +101,50 @@ impl JobStore for SqliteStore {
     }
     async fn claim_next(
         &self,
-        worker: &str,
-        device: &str,
-    ) -> Result<Option<JobRecord>, StoreError> {
-        self.claim(worker, device).await
+        worker: &WorkerIdentity,
+        ttl: Duration,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.claim(worker, ttl).await
     }
-    async fn claim_companions(
+    async fn claim_listed(
         &self,
         ids: &[JobId],
-        worker: &str,
-        device: &str,
-    ) -> Result<Vec<JobRecord>, StoreError> {
-        self.claim_listed(ids, worker, device).await
+        worker: &WorkerIdentity,
+        ttl: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        self.claim_ids(ids, worker, ttl).await
     }
-    async fn requeue_abandoned(&self) -> Result<Vec<JobId>, StoreError> {
-        self.requeue_running().await
+    async fn heartbeat(&self, lease: &Lease, ttl: Duration) -> Result<Renewal, StoreError> {
+        self.renew(lease, ttl).await
     }
-    async fn requeue(&self, id: JobId) -> Result<(), StoreError> {
-        self.requeue_one(id).await
+    async fn requeue_expired(&self) -> Result<Vec<Expired>, StoreError> {
+        self.requeue_expired_jobs().await
     }
-    async fn pause(&self, id: JobId, epochs_done: u32) -> Result<JobStatus, StoreError> {
-        self.pause_one(id, epochs_done).await
+    async fn held_leases(&self) -> Result<Vec<HeldLease>, StoreError> {
+        self.leases().await
+    }
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.release_lease(lease).await
+    }
+    async fn pause(&self, lease: &Lease, epochs_done: u32) -> Result<JobStatus, StoreError> {
+        self.pause_job(lease, epochs_done).await
     }
     async fn finish(
         &self,
-        id: JobId,
+        lease: &Lease,
         status: JobStatus,
         error: Option<&JobError>,
     ) -> Result<(), StoreError> {
-        self.finish_job(id, status, error).await
+        self.finish_job(lease, status, error).await
+    }
+    async fn set_progress(&self, lease: &Lease, epoch: u32, step: u64) -> Result<(), StoreError> {
+        self.write_progress(lease, epoch, step).await
+    }
+    async fn set_total_steps(&self, lease: &Lease, total_steps: u64) -> Result<(), StoreError> {
+        self.write_total_steps(lease, total_steps).await
+    }
+    async fn record_epoch(&self, lease: &Lease, report: &EpochReport) -> Result<(), StoreError> {
+        self.insert_epoch(lease, report).await
     }
     async fn cancel(&self, id: JobId) -> Result<CancelOutcome, StoreError> {
         self.cancel_job(id).await
@@ -135,15 +157,6 @@ impl JobStore for SqliteStore {
     }
     async fn status(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
         self.job_status(id).await
-    }
-    async fn set_progress(&self, id: JobId, epoch: u32, step: u64) -> Result<(), StoreError> {
-        self.write_progress(id, epoch, step).await
-    }
-    async fn set_total_steps(&self, id: JobId, total_steps: u64) -> Result<(), StoreError> {
-        self.write_total_steps(id, total_steps).await
-    }
-    async fn record_epoch(&self, id: JobId, report: &EpochReport) -> Result<(), StoreError> {
-        self.insert_epoch(id, report).await
     }
     async fn epoch_metrics(&self, id: JobId) -> Result<Vec<EpochMetrics>, StoreError> {
         self.read_epochs(id).await
@@ -159,6 +172,20 @@ impl JobStore for SqliteStore {
         ids: &[JobId],
     ) -> Result<HashMap<JobId, MetricSummary>, StoreError> {
         self.summaries(ids).await
+    }
+    async fn worker_heartbeat(
+        &self,
+        worker: &WorkerIdentity,
+        job: Option<JobId>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.upsert_worker(worker, job, ttl).await
+    }
+    async fn worker_stopped(&self, worker: &WorkerIdentity) -> Result<(), StoreError> {
+        self.remove_worker(worker).await
+    }
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
+        self.live_workers().await
     }
     async fn submit_sweep(&self, sweep: NewSweep<'_>) -> Result<SweepSubmitted, StoreError> {
         self.insert_sweep(sweep).await

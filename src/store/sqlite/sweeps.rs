@@ -5,59 +5,17 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
-use super::jobs::{JobRow, JOB_COLUMNS};
-use super::metrics::EpochRow;
 use super::SqliteStore;
 use crate::job::JobId;
+use crate::store::rows::{
+    sweep_event, sweep_event_body, JobEpochRow, JobRow, SweepRow, JOB_COLUMNS, SWEEP_COLUMNS,
+};
 use crate::store::{
     JobRecord, MemberUpdate, NewSweep, StoreError, StoredSweepEvent, SweepDeleteOutcome,
-    SweepEvent, SweepFilter, SweepRecord, SweepStatus, SweepStep, SweepSubmitted,
+    SweepFilter, SweepRecord, SweepStatus, SweepStep, SweepSubmitted,
 };
 use crate::sweep::SweepId;
 use crate::train::EpochMetrics;
-
-#[derive(Debug, sqlx::FromRow)]
-struct SweepRow {
-    id: i64,
-    name: String,
-    request: String,
-    warnings: String,
-    status: SweepStatus,
-    max_concurrent: Option<i64>,
-    cancel_requested: bool,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
-}
-
-const SWEEP_COLUMNS: &str = "id, name, request, warnings, status, max_concurrent, \
-     cancel_requested, created_at, updated_at, finished_at";
-
-impl TryFrom<SweepRow> for SweepRecord {
-    type Error = StoreError;
-
-    fn try_from(row: SweepRow) -> Result<Self, StoreError> {
-        let id = SweepId::new(row.id);
-        let corrupt = |detail: String| StoreError::CorruptSweep { sweep: id, detail };
-        Ok(SweepRecord {
-            id,
-            name: row.name,
-            request: row.request,
-            warnings: serde_json::from_str(&row.warnings)
-                .map_err(|e| corrupt(format!("warnings: {e}")))?,
-            status: row.status,
-            max_concurrent: row
-                .max_concurrent
-                .map(u32::try_from)
-                .transpose()
-                .map_err(|e| corrupt(format!("max_concurrent: {e}")))?,
-            cancel_requested: row.cancel_requested,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            finished_at: row.finished_at,
-        })
-    }
-}
 
 impl SqliteStore {
     pub(super) async fn insert_sweep(
@@ -209,13 +167,7 @@ impl SqliteStore {
         &self,
         id: SweepId,
     ) -> Result<HashMap<JobId, Vec<EpochMetrics>>, StoreError> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            job_id: i64,
-            #[sqlx(flatten)]
-            metrics: EpochRow,
-        }
-        let rows = sqlx::query_as::<_, Row>(
+        let rows = sqlx::query_as::<_, JobEpochRow>(
             "SELECT m.job_id AS job_id, m.epoch AS epoch, m.train_loss AS train_loss, \
              m.train_acc AS train_acc, m.test_loss AS test_loss, m.test_acc AS test_acc, \
              m.lr AS lr, m.lr_min AS lr_min, m.lr_max AS lr_max, m.seconds AS seconds, \
@@ -242,27 +194,7 @@ impl SqliteStore {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(seq, kind, body, at)| {
-                let corrupt = |detail: String| StoreError::CorruptSweep { sweep: id, detail };
-                let event = match kind.as_str() {
-                    "observation" => SweepEvent::Observation(
-                        serde_json::from_str(&body)
-                            .map_err(|e| corrupt(format!("event {seq}: {e}")))?,
-                    ),
-                    "decision" => SweepEvent::Decision(
-                        serde_json::from_str(&body)
-                            .map_err(|e| corrupt(format!("event {seq}: {e}")))?,
-                    ),
-                    other => return Err(corrupt(format!("event {seq} has kind `{other}`"))),
-                };
-                Ok(StoredSweepEvent {
-                    seq: u64::try_from(seq).map_err(|e| corrupt(format!("seq {seq}: {e}")))?,
-                    event,
-                    at,
-                })
-            })
-            .collect()
+        rows.into_iter().map(|row| sweep_event(id, row)).collect()
     }
 
     pub(super) async fn apply_step(&self, step: SweepStep<'_>) -> Result<bool, StoreError> {
@@ -277,11 +209,7 @@ impl SqliteStore {
             return Ok(false);
         }
         for (offset, event) in step.events.iter().enumerate() {
-            let (kind, body) = match event {
-                SweepEvent::Observation(o) => ("observation", serde_json::to_string(o)),
-                SweepEvent::Decision(d) => ("decision", serde_json::to_string(d)),
-            };
-            let body = body.map_err(StoreError::Encode)?;
+            let (kind, body) = sweep_event_body(event)?;
             let seq = step.next_seq + offset as u64;
             let inserted = sqlx::query(
                 "INSERT INTO sweep_events (sweep_id, seq, kind, body, created_at) VALUES (?, ?, ?, ?, ?)",
