@@ -135,33 +135,95 @@ async fn lockstep_off_on_the_server_trains_every_member_alone() {
     );
 }
 
-#[tokio::test]
-async fn a_canceled_member_leaves_its_group_and_the_others_finish() {
-    let app = spawn_app(1).await;
-    let mut body = sweep_body(true);
-    body["base"]["epochs"] = json!(200);
-    let response = app.post_json("/v1/sweeps", &body).await;
-    assert_eq!(response.status(), 201);
-    let view: Value = response.json().await.unwrap();
-    let ids: Vec<i64> = view["configs"]
+/// The member job ids of a sweep view, in config order (one seed).
+fn member_ids(view: &Value) -> Vec<i64> {
+    view["configs"]
         .as_array()
         .unwrap()
         .iter()
         .map(|config| config["members"][0]["job"].as_i64().unwrap())
-        .collect();
-    // Once all three run (claimed together), one is canceled.
+        .collect()
+}
+
+/// Waits for a job to end, early stops included.
+async fn ended(app: &TestApp, id: i64) -> Value {
+    app.wait_for(id, Duration::from_secs(180), |s| {
+        matches!(s, "succeeded" | "failed" | "canceled" | "stopped_early")
+    })
+    .await
+}
+
+/// Submits a sweep; returns its member job ids in config order (one seed).
+async fn submit(app: &TestApp, body: &Value) -> Vec<i64> {
+    let response = app.post_json("/v1/sweeps", body).await;
+    assert_eq!(response.status(), 201);
+    member_ids(&response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_canceled_member_leaves_its_group_and_the_others_finish() {
+    let app = spawn_app(1).await;
+    let mut body = sweep_body(true);
+    body["base"]["epochs"] = json!(30);
+    let ids = submit(&app, &body).await;
+    // One worker, and all three run: they were claimed together.
     for &id in &ids {
         app.wait_for(id, Duration::from_secs(60), |s| s != "queued")
             .await;
+    }
+    for &id in &ids {
+        assert_eq!(app.job(id).await["status"], "running");
     }
     let canceled = app.cancel(ids[1]).await;
     assert_eq!(canceled.status(), 202);
     let job = app.wait_finished(ids[1]).await;
     assert_eq!(job["status"], "canceled", "{job}");
-    for &id in [ids[0], ids[2]].iter() {
-        let job = app.job(id).await;
-        assert_eq!(job["status"], "running", "{job}");
-        app.cancel(id).await;
-        app.wait_finished(id).await;
+    let stopped_at = job["progress"]["epoch"].as_u64().unwrap();
+    assert!(stopped_at < 30, "{job}");
+    for id in [ids[0], ids[2]] {
+        let job = app.wait_finished(id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let (rows, _) = results(&app, id).await;
+        assert_eq!(rows.len(), 30, "job {id}");
+    }
+}
+
+#[tokio::test]
+async fn asha_pauses_and_stops_members_of_a_group_as_it_does_separate_jobs() {
+    let body = |lockstep: bool| {
+        json!({
+            "name": "asha",
+            "base": {"epochs": 3, "batch_size": 64, "optimizer": {"momentum": 0.9},
+                     "schedule": {"kind": "constant", "lr": 0.05}},
+            "grid": {"schedule.lr": [0.0, 0.001, 0.05]},
+            "seeds": [0],
+            "early_stopping": {"kind": "asha", "metric": "test_acc", "grace_period": 1,
+                               "reduction_factor": 3, "synchronous": true},
+            "lockstep": lockstep
+        })
+    };
+    let (together, apart) = (spawn_app(1).await, spawn_app(1).await);
+    let grouped = submit(&together, &body(true)).await;
+    let separate = submit(&apart, &body(false)).await;
+    for (config, (&a, &b)) in grouped.iter().zip(&separate).enumerate() {
+        let (job_a, job_b) = (ended(&together, a).await, ended(&apart, b).await);
+        assert_eq!(
+            job_a["status"], job_b["status"],
+            "config {config}: {job_a} {job_b}"
+        );
+        // lr 0.05 goes past the rung at epoch 1; the others pause there, then stop.
+        if config == 2 {
+            assert_eq!(job_a["status"], "succeeded", "{job_a}");
+            assert_eq!(job_a["progress"]["epoch"], 3, "{job_a}");
+        } else {
+            assert_eq!(job_a["status"], "stopped_early", "{job_a}");
+            assert_eq!(job_a["progress"]["epoch"], 1, "{job_a}");
+        }
+    }
+    for (config, (&a, &b)) in grouped.iter().zip(&separate).enumerate() {
+        let ((rows_a, steps_a), (rows_b, steps_b)) =
+            (results(&together, a).await, results(&apart, b).await);
+        assert_eq!(rows_a, rows_b, "config {config}: metrics");
+        assert_eq!(steps_a, steps_b, "config {config}: per-update records");
     }
 }
