@@ -6,7 +6,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::support::{spawn_app, spawn_app_configured, TestApp};
+use crate::support::{
+    restart_app, spawn_app, spawn_app_configured, spawn_app_from, test_config, write_data, TestApp,
+};
 
 /// Three configs (rates, one with Nesterov momentum) with one seed.
 fn sweep_body(lockstep: bool) -> Value {
@@ -223,6 +225,57 @@ async fn asha_pauses_and_stops_members_of_a_group_as_it_does_separate_jobs() {
     for (config, (&a, &b)) in grouped.iter().zip(&separate).enumerate() {
         let ((rows_a, steps_a), (rows_b, steps_b)) =
             (results(&together, a).await, results(&apart, b).await);
+        assert_eq!(rows_a, rows_b, "config {config}: metrics");
+        assert_eq!(steps_a, steps_b, "config {config}: per-update records");
+    }
+}
+
+/// A group stopped by a shutdown gives every member back to the queue with its checkpoint,
+/// all at one epoch boundary; started again, each member resumes from its own and ends
+/// with the results of an uninterrupted separate job.
+#[tokio::test]
+async fn a_group_stopped_by_shutdown_resumes_every_member_from_its_own_checkpoint() {
+    let mut body = sweep_body(true);
+    body["base"]["epochs"] = json!(12);
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), 1, write_data(dir.path()));
+    let app = spawn_app_from(config.clone(), tempfile::tempdir().unwrap()).await;
+    let ids = submit(&app, &body).await;
+    for &id in &ids {
+        app.wait_for(id, Duration::from_secs(60), |s| s == "running")
+            .await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while app.job(ids[0]).await["progress"]["epoch"].as_u64() < Some(2) {
+        assert!(tokio::time::Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopped = app.stop().await;
+    let epochs: Vec<u32> = ids
+        .iter()
+        .map(|id| {
+            let dir = config.artifacts_dir.join(id.to_string());
+            lrlab::train::checkpoint::read_meta(&dir)
+                .unwrap()
+                .expect("a checkpoint")
+                .epoch
+        })
+        .collect();
+    assert!(epochs.iter().all(|&e| e == epochs[0]), "{epochs:?}");
+    assert!((2..12).contains(&epochs[0]), "{epochs:?}");
+
+    let app = restart_app(config, stopped).await;
+    let alone = spawn_app(1).await;
+    body["lockstep"] = json!(false);
+    let separate = submit(&alone, &body).await;
+    for (config, (&a, &b)) in ids.iter().zip(&separate).enumerate() {
+        let (job_a, job_b) = (app.wait_finished(a).await, alone.wait_finished(b).await);
+        assert_eq!(job_a["status"], "succeeded", "{job_a}");
+        assert_eq!(job_b["status"], "succeeded", "{job_b}");
+        assert_eq!(job_a["attempts"], 2, "{job_a}");
+        let ((rows_a, steps_a), (rows_b, steps_b)) =
+            (results(&app, a).await, results(&alone, b).await);
+        assert_eq!(rows_a.len(), 12, "config {config}");
         assert_eq!(rows_a, rows_b, "config {config}: metrics");
         assert_eq!(steps_a, steps_b, "config {config}: per-update records");
     }
