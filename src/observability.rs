@@ -12,6 +12,8 @@
 //! | `lrlab_jobs_finished_total` | counter | `status` | runs ended: succeeded, failed, canceled |
 //! | `lrlab_jobs_requeued_total` | counter | | runs stopped by shutdown and put back in the queue |
 //! | `lrlab_epochs_completed_total` | counter | | epochs trained and stored |
+//! | `lrlab_lockstep_groups_total` | counter | | lockstep groups a worker trained (sweep members trained together) |
+//! | `lrlab_lockstep_members_total` | counter | | runs started as members of those groups |
 //! | `lrlab_worker_examples_per_second` | gauge | `worker` | training speed of the worker's last epoch; 0 when idle |
 //! | `lrlab_http_requests_total` | counter | `route`, `method`, `status` | requests answered |
 //! | `lrlab_http_request_duration_seconds` | histogram | `route`, `method` | time to the response's headers |
@@ -39,6 +41,8 @@ pub const JOBS_STARTED: &str = "lrlab_jobs_started_total";
 pub const JOBS_FINISHED: &str = "lrlab_jobs_finished_total";
 pub const JOBS_REQUEUED: &str = "lrlab_jobs_requeued_total";
 pub const EPOCHS_COMPLETED: &str = "lrlab_epochs_completed_total";
+pub const LOCKSTEP_GROUPS: &str = "lrlab_lockstep_groups_total";
+pub const LOCKSTEP_MEMBERS: &str = "lrlab_lockstep_members_total";
 pub const WORKER_EXAMPLES_PER_SECOND: &str = "lrlab_worker_examples_per_second";
 pub const HTTP_REQUESTS: &str = "lrlab_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "lrlab_http_request_duration_seconds";
@@ -103,6 +107,14 @@ fn describe() {
         "Training runs stopped by shutdown and re-queued."
     );
     describe_counter!(EPOCHS_COMPLETED, "Epochs trained and stored.");
+    describe_counter!(
+        LOCKSTEP_GROUPS,
+        "Lockstep groups trained: sweep members claimed and trained together."
+    );
+    describe_counter!(
+        LOCKSTEP_MEMBERS,
+        "Training runs started as members of a lockstep group."
+    );
     describe_gauge!(
         WORKER_EXAMPLES_PER_SECOND,
         "Training examples per second of the worker's last epoch; 0 when idle."
@@ -138,6 +150,12 @@ pub fn render() -> String {
 /// A worker started (or resumed) a job.
 pub fn job_started() {
     counter!(JOBS_STARTED).increment(1);
+}
+
+/// A worker claimed `members` sweep members to train together in lockstep.
+pub fn lockstep_group_started(members: usize) {
+    counter!(LOCKSTEP_GROUPS).increment(1);
+    counter!(LOCKSTEP_MEMBERS).increment(u64::try_from(members).unwrap_or(u64::MAX));
 }
 
 /// A worker stored an epoch of `job`.

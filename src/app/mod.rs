@@ -46,6 +46,8 @@ pub struct AppConfig {
     pub limits: ConnectionLimits,
     /// Workers' heartbeat interval and lease length (`docs/QUEUE.md`).
     pub lease: LeaseConfig,
+    /// Whether workers train sweep members in lockstep groups (when their sweep asks).
+    pub lockstep: bool,
 }
 
 /// A running server.
@@ -81,6 +83,7 @@ impl App {
                 data: config.data.clone(),
                 lease: config.lease,
                 fault: None,
+                lockstep: config.lockstep,
             },
         )
         .await?;

@@ -9,6 +9,10 @@
 //! candle sizes its own CPU thread pool once per process, from `CANDLE_NUM_THREADS` /
 //! `RAYON_NUM_THREADS`; so each thread count runs in a child process of this binary with both
 //! set (`--in-process` measures the current process as it is instead).
+//!
+//! `--lockstep K,…` measures lockstep groups instead (see [`lockstep`]).
+
+mod lockstep;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -64,28 +68,71 @@ pub struct BenchArgs {
     /// process per thread count.
     #[arg(long)]
     pub in_process: bool,
+    /// Measure lockstep groups of these sizes (model-examples/s) against the same members
+    /// trained as separate runs, one at a time and two at once; `--lockstep` alone: 1,2,4,6,12.
+    /// The groups use the largest `--threads` count.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        num_args = 0..=1,
+        default_missing_value = "1,2,4,6,12"
+    )]
+    pub lockstep: Option<Vec<usize>>,
+    /// PyTorch's single-model training examples/s on this machine
+    /// (`../shared/peers/pytorch_lenet.py`), for a ratio column in the lockstep table.
+    #[arg(long, value_name = "EXAMPLES_PER_SEC")]
+    pub pytorch: Option<f64>,
+    /// A lockstep benchmark child: train members 0..K as one group.
+    #[arg(long, hide = true)]
+    pub lockstep_group: Option<usize>,
+    /// A lockstep benchmark child: train this many members one after another…
+    #[arg(long, hide = true)]
+    pub lockstep_solo: Option<usize>,
+    /// …starting with this one.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub lockstep_first: usize,
+}
+
+/// Finds and loads the data set as the options say.
+fn load_data(args: &BenchArgs) -> anyhow::Result<Dataset> {
+    let dir = data::locate(args.data_dir.as_deref(), !args.no_download)?;
+    let limits = Limits {
+        train: args.train_limit,
+        test: args.test_limit,
+    };
+    let data = Dataset::load(&dir, limits, &Device::Cpu)
+        .with_context(|| format!("loading Fashion-MNIST from {}", dir.display()))?;
+    println!(
+        "data: {} ({} training, {} test examples), batch {}",
+        dir.display(),
+        data.train_len(),
+        data.test_len(),
+        args.batch_size
+    );
+    Ok(data)
 }
 
 /// Runs the benchmark as `args` says, printing to stdout.
 pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     if args.in_process {
-        let dir = data::locate(args.data_dir.as_deref(), !args.no_download)?;
-        let limits = Limits {
-            train: args.train_limit,
-            test: args.test_limit,
+        let role = match (args.lockstep_group, args.lockstep_solo) {
+            (Some(k), _) => Some(lockstep::Role::Group(k)),
+            (None, Some(count)) => Some(lockstep::Role::Solo {
+                first: args.lockstep_first,
+                count,
+            }),
+            (None, None) => None,
         };
-        let data = Dataset::load(&dir, limits, &Device::Cpu)
-            .with_context(|| format!("loading Fashion-MNIST from {}", dir.display()))?;
-        println!(
-            "data: {} ({} training, {} test examples), batch {}",
-            dir.display(),
-            data.train_len(),
-            data.test_len(),
-            args.batch_size
-        );
+        if let Some(role) = role {
+            return lockstep::run_child(&args, role);
+        }
+        let data = load_data(&args)?;
         let report = measure(&data, &args)?;
         print!("{report}");
         return Ok(());
+    }
+    if let Some(sizes) = &args.lockstep {
+        return lockstep::run(&args, sizes);
     }
     let exe = std::env::current_exe().context("finding this program to run the benchmark")?;
     for &threads in &args.threads {
@@ -277,15 +324,14 @@ pub fn measure(data: &Dataset, args: &BenchArgs) -> anyhow::Result<BenchReport> 
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
     use crate::data::synthetic;
 
-    #[test]
-    fn measures_every_part_on_generated_data() {
-        let dir = tempfile::tempdir().unwrap();
-        synthetic::write_dataset(dir.path(), 300, 100, 5, false).unwrap();
-        let data = Dataset::load(dir.path(), Limits::default(), &Device::Cpu).unwrap();
-        let args = BenchArgs {
+    /// Options of a small in-process run.
+    pub(super) fn args() -> BenchArgs {
+        BenchArgs {
             threads: vec![1],
             epochs: 1,
             batch_size: 64,
@@ -297,7 +343,38 @@ mod tests {
             train_limit: None,
             test_limit: None,
             in_process: true,
-        };
+            lockstep: None,
+            pytorch: None,
+            lockstep_group: None,
+            lockstep_solo: None,
+            lockstep_first: 0,
+        }
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    #[test]
+    fn lockstep_takes_a_list_or_the_default_one() {
+        let parse = |line: &[&str]| Cli::try_parse_from(line).unwrap().bench.lockstep;
+        assert_eq!(parse(&["bench"]), None);
+        assert_eq!(parse(&["bench", "--lockstep"]), Some(vec![1, 2, 4, 6, 12]));
+        assert_eq!(
+            parse(&["bench", "--lockstep", "--train-limit", "2000"]),
+            Some(vec![1, 2, 4, 6, 12])
+        );
+        assert_eq!(parse(&["bench", "--lockstep", "3,6"]), Some(vec![3, 6]));
+    }
+
+    #[test]
+    fn measures_every_part_on_generated_data() {
+        let dir = tempfile::tempdir().unwrap();
+        synthetic::write_dataset(dir.path(), 300, 100, 5, false).unwrap();
+        let data = Dataset::load(dir.path(), Limits::default(), &Device::Cpu).unwrap();
+        let args = args();
         let _serial = profile::TEST_LOCK.lock();
         let report = measure(&data, &args).unwrap();
         assert_eq!(report.epochs.len(), 1);

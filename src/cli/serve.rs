@@ -58,6 +58,17 @@ pub struct ServeArgs {
     /// (its machine died) and goes back to the queue.
     #[arg(long, env = "LRLAB_LEASE", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..))]
     pub lease: u64,
+    /// Train the members of a sweep that share a seed together, one pass over the data for
+    /// all of them (when the sweep asks for it, its default); `off`: every member on its own.
+    #[arg(long, env = "LRLAB_LOCKSTEP", default_value = "on")]
+    pub lockstep: Switch,
+}
+
+/// An option that is on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 impl ServeArgs {
@@ -87,6 +98,7 @@ impl ServeArgs {
                 heartbeat: Duration::from_secs(self.heartbeat),
                 ttl: Duration::from_secs(self.lease),
             },
+            lockstep: self.lockstep == Switch::On,
         }
     }
 }

@@ -22,6 +22,8 @@ use crate::store::{self, LeaseConfig};
 use crate::sweep::{bands_csv, csv_field, Metric, SweepId, SweepRequest};
 use crate::train::DeviceSpec;
 
+use super::serve::Switch;
+
 /// Options of `lrlab sweep`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SweepArgs {
@@ -46,6 +48,10 @@ pub struct SweepArgs {
     /// Never download Fashion-MNIST.
     #[arg(long)]
     pub no_download: bool,
+    /// Train the members that share a seed together (when the sweep asks for it, its
+    /// default); `off`: every member on its own.
+    #[arg(long, env = "LRLAB_LOCKSTEP", default_value = "on")]
+    pub lockstep: Switch,
 }
 
 /// Runs `lrlab sweep`.
@@ -99,6 +105,7 @@ async fn sweep(args: SweepArgs) -> anyhow::Result<()> {
             // The sweep runs in this process only: its leases matter after a crash, when
             // the rerun re-queues what this process held.
             lease: LeaseConfig::default(),
+            lockstep: args.lockstep == Switch::On,
         },
     )
     .await?;

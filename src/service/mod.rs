@@ -60,6 +60,9 @@ pub struct ServiceConfig {
     /// Called by workers at each epoch's end, before it is stored: tests use it to make
     /// training fail in ways real runs rarely do (a panic).
     pub fault: Option<FaultHook>,
+    /// Whether workers train the members of a sweep that asks for it in lockstep groups
+    /// (`lrlab serve --lockstep on`, the default); off, every member trains on its own.
+    pub lockstep: bool,
 }
 
 impl std::fmt::Debug for ServiceConfig {
@@ -70,6 +73,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("data", &self.data)
             .field("lease", &self.lease)
             .field("fault", &self.fault.is_some())
+            .field("lockstep", &self.lockstep)
             .finish()
     }
 }

@@ -368,6 +368,19 @@ impl Service {
             .ok_or(ServiceError::SweepNotFound(id))
     }
 
+    /// Whether the sweep asks for its members to train in lockstep groups.
+    pub(super) async fn sweep_trains_in_lockstep(&self, id: SweepId) -> Result<bool, ServiceError> {
+        let record = self.sweep_record(id).await?;
+        let request: SweepRequest = crate::validation::from_json_slice(record.request.as_bytes())
+            .map_err(|e| {
+            ServiceError::Store(crate::store::StoreError::CorruptSweep {
+                sweep: id,
+                detail: format!("request: {e}"),
+            })
+        })?;
+        Ok(request.lockstep)
+    }
+
     fn sweep_lock(&self, id: SweepId) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self
             .0

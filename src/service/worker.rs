@@ -15,6 +15,8 @@ use crate::job::{FailureCode, InvalidJob, JobError, JobId, JobPlan, JobStatus};
 use crate::store::{Claim, JobRecord, StoreError, WorkerIdentity};
 use crate::train::{self, DeviceSpec, EpochReport, Progress, RunSpec, TrainError, TrainObserver};
 
+mod lockstep;
+
 /// A function workers call at the end of every epoch, before storing it (tests use it to
 /// inject faults such as a panic inside training).
 pub type FaultHook = Arc<dyn Fn(JobId, u32) + Send + Sync>;
@@ -86,8 +88,21 @@ impl Worker {
                 .await
             {
                 Ok(Some(claim)) => {
-                    let span = tracing::info_span!("job", id = %claim.job.id, worker = %self.name);
-                    self.run_job(claim, &device).instrument(span).await;
+                    let companions = self.lockstep_companions(&claim.job, &device).await;
+                    if companions.is_empty() {
+                        let span =
+                            tracing::info_span!("job", id = %claim.job.id, worker = %self.name);
+                        self.run_job(claim, &device).instrument(span).await;
+                    } else {
+                        let ids: Vec<String> = std::iter::once(&claim)
+                            .chain(&companions)
+                            .map(|claim| claim.job.id.to_string())
+                            .collect();
+                        let span = tracing::info_span!("lockstep", jobs = %ids.join(","), worker = %self.name);
+                        self.run_group(claim, companions, &device)
+                            .instrument(span)
+                            .await;
+                    }
                     last_beat = None;
                 }
                 Ok(None) => {
@@ -123,9 +138,31 @@ impl Worker {
     }
 
     async fn run_job(&self, claim: Claim, device: &Device) {
+        let running = self.begin(claim).await;
+        let service = self.service.clone();
+        let handle = Handle::current();
+        let span = tracing::Span::current();
+        let (job, held) = (running.job.clone(), Arc::clone(&running.held));
+        let device = device.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            run_blocking(&service, &job, &device, &held, handle)
+        })
+        .await;
+        let ending = match outcome {
+            Ok(result) => self.ending(&running.held, result).await,
+            Err(join_error) => panicked(&running.held, join_error),
+        };
+        self.conclude(running, ending).await;
+    }
+
+    /// A claimed job starts: its stop flag is registered, its lease renewed by a heartbeat
+    /// from now on, and the flag raised at once if a cancel, an early stop or a shutdown
+    /// came between the claim and now.
+    async fn begin(&self, claim: Claim) -> Running {
         let Claim { job, lease } = claim;
         let id = job.id;
-        tracing::info!(attempt = job.attempts, "job started");
+        tracing::info!(job = %id, attempt = job.attempts, "job started");
         crate::observability::job_started();
         let stop = Arc::new(AtomicBool::new(false));
         self.service.running_jobs().insert(id, Arc::clone(&stop));
@@ -140,14 +177,13 @@ impl Worker {
             self.identity.clone(),
             Arc::clone(&held),
         );
-        // A cancel, an early stop or a shutdown that came between the claim and now: the
-        // flag is registered first, then the store is read, so a request that set the
+        // The flag is registered first, then the store is read, so a request that set the
         // store's flag before we registered ours is seen here.
         let stop_requested = match self.service.store().job(id).await {
             Ok(Some(now)) => now.cancel_requested || now.stop_early_requested,
             Ok(None) => true,
             Err(err) => {
-                tracing::warn!(error = %err, "could not read the job's stop flags");
+                tracing::warn!(job = %id, error = %err, "could not read the job's stop flags");
                 job.cancel_requested || job.stop_early_requested
             }
         };
@@ -158,47 +194,23 @@ impl Worker {
             job: id,
             status: JobStatus::Running,
         });
-
-        let sweep = job.sweep.map(|(sweep, _)| sweep);
-        let ending = self.train(job, device.clone(), Arc::clone(&held)).await;
-        self.service.running_jobs().remove(&id);
-        // The lease is renewed until the end is stored.
-        held.begin_settling();
-        let settled = self.settle(&held, ending).await;
-        drop(heartbeat);
-        match settled {
-            Ok(()) => {}
-            Err(StoreError::LeaseLost { .. }) => {}
-            // The job stays `running` in the store until its lease expires; then it is
-            // re-queued and resumes from its last checkpoint.
-            Err(err) => tracing::error!(error = %err, "could not record the end of the job"),
-        }
-        if let Some(sweep) = sweep {
-            // A member that paused or ended may complete a rung or end the sweep.
-            self.service.advance_sweep_later(sweep);
+        Running {
+            job,
+            held,
+            heartbeat,
         }
     }
 
-    /// Trains the job on a blocking thread and classifies how it ended.
-    async fn train(&self, job: JobRecord, device: Device, held: Arc<HeldJob>) -> Ending {
-        let id = job.id;
-        let service = self.service.clone();
-        let handle = Handle::current();
-        let span = tracing::Span::current();
-        let run_held = Arc::clone(&held);
-        let outcome = tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            run_blocking(&service, &job, &device, &run_held, handle)
-        })
-        .await;
+    /// How a run that returned ended, as far as the job's status is concerned.
+    async fn ending(&self, held: &HeldJob, result: Result<RunEnd, RunError>) -> Ending {
         if held.is_lost() {
             return Ending::Lost;
         }
-        match outcome {
-            Ok(Ok(RunEnd::Completed)) => Ending::Finished(JobStatus::Succeeded, None),
-            Ok(Ok(RunEnd::Paused(epochs))) => Ending::Paused(epochs),
-            Ok(Err(RunError::Train(TrainError::Stopped { .. }))) => {
-                match self.service.store().job(id).await {
+        match result {
+            Ok(RunEnd::Completed) => Ending::Finished(JobStatus::Succeeded, None),
+            Ok(RunEnd::Paused(epochs)) => Ending::Paused(epochs),
+            Err(RunError::Train(TrainError::Stopped { .. })) => {
+                match self.service.store().job(held.lease.job).await {
                     Ok(Some(job)) if job.cancel_requested => {
                         Ending::Finished(JobStatus::Canceled, None)
                     }
@@ -208,26 +220,38 @@ impl Worker {
                     _ => Ending::Requeued,
                 }
             }
-            Ok(Err(err)) => {
+            Err(err) => {
                 // The whole cause, paths included, for the operator; clients get it redacted.
                 tracing::warn!(error = %err, "job failed");
                 Ending::Finished(JobStatus::Failed, Some(err.into_job_error()))
             }
-            Err(join_error) => {
-                let message = if join_error.is_panic() {
-                    panic_message(join_error.into_panic())
-                } else {
-                    "the training thread was aborted".to_string()
-                };
-                tracing::error!(%message, "training panicked");
-                Ending::Finished(
-                    JobStatus::Failed,
-                    Some(JobError::new(
-                        FailureCode::InternalPanic,
-                        format!("training stopped on an internal error: {message}"),
-                    )),
-                )
+        }
+    }
+
+    /// A job's run is over: its end is stored (the lease renewed until then), and its
+    /// sweep told.
+    async fn conclude(&self, running: Running, ending: Ending) {
+        let Running {
+            job,
+            held,
+            heartbeat,
+        } = running;
+        self.service.running_jobs().remove(&job.id);
+        held.begin_settling();
+        let settled = self.settle(&held, ending).await;
+        drop(heartbeat);
+        match settled {
+            Ok(()) => {}
+            Err(StoreError::LeaseLost { .. }) => {}
+            // The job stays `running` in the store until its lease expires; then it is
+            // re-queued and resumes from its last checkpoint.
+            Err(err) => {
+                tracing::error!(job = %job.id, error = %err, "could not record the end of the job")
             }
+        }
+        if let Some((sweep, _)) = job.sweep {
+            // A member that paused or ended may complete a rung or end the sweep.
+            self.service.advance_sweep_later(sweep);
         }
     }
 
@@ -242,7 +266,7 @@ impl Worker {
                 held.write("the re-queue", || store.release(&held.lease))
                     .await?;
                 crate::observability::job_requeued(&self.name);
-                tracing::info!("job stopped by shutdown; re-queued");
+                tracing::info!(job = %id, "job stopped by shutdown; re-queued");
                 self.service.emit(JobEvent::Status {
                     job: id,
                     status: JobStatus::Queued,
@@ -252,7 +276,7 @@ impl Worker {
                 let status = held
                     .write("the pause", || store.pause(&held.lease, epochs))
                     .await?;
-                tracing::info!(%status, epochs, "sweep member reached its early-stopping rung");
+                tracing::info!(job = %id, %status, epochs, "sweep member reached its early-stopping rung");
                 self.service.emit(JobEvent::Status { job: id, status });
                 if status.is_finished() {
                     self.service.emit(JobEvent::Done {
@@ -273,9 +297,9 @@ impl Worker {
                 crate::observability::job_finished(&self.name, status);
                 match &error {
                     Some(err) => {
-                        tracing::warn!(%status, code = %err.code, message = %err.message, "job ended")
+                        tracing::warn!(job = %id, %status, code = %err.code, message = %err.message, "job ended")
                     }
-                    None => tracing::info!(%status, "job ended"),
+                    None => tracing::info!(job = %id, %status, "job ended"),
                 }
                 self.service.emit(JobEvent::Status { job: id, status });
                 self.service.emit(JobEvent::Done {
@@ -287,6 +311,13 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// A job a worker holds while it trains: its record, its lease and the lease's heartbeat.
+struct Running {
+    job: JobRecord,
+    held: Arc<HeldJob>,
+    heartbeat: Heartbeat,
 }
 
 /// Why a run did not succeed.
@@ -345,26 +376,8 @@ fn run_blocking(
     // The database is a trust boundary: the spec is checked again, by the same rules.
     let plan = JobPlan::new(job.spec.clone()).map_err(RunError::InvalidSpec)?;
     let data = service.0.datasets.load(plan.spec().limits(), device)?;
-    let train_len = u64::try_from(data.train_len()).unwrap_or(u64::MAX);
-    let total_steps = plan.spec().total_steps(train_len);
-    handle.block_on(held.write("the job's length", || {
-        service.store().set_total_steps(&held.lease, total_steps)
-    }))?;
-    let checkpoint_dir = service.artifacts_dir(job.id);
-    std::fs::create_dir_all(&checkpoint_dir).map_err(|source| TrainError::Checkpoint {
-        path: checkpoint_dir.clone(),
-        source: source.into(),
-    })?;
-    let mut observer = JobObserver {
-        service,
-        job: job.id,
-        held: Arc::clone(held),
-        sweep: job.sweep.map(|(sweep, _)| sweep),
-        worker: job.worker.as_deref().unwrap_or("-"),
-        handle,
-        last_write: None,
-        progress_write: None,
-    };
+    let checkpoint_dir = prepare(service, job, &plan, &data, held, &handle)?;
+    let mut observer = JobObserver::new(service, job, held, handle);
     let trained = train::train(
         RunSpec {
             plan: plan.train(),
@@ -378,12 +391,39 @@ fn run_blocking(
     );
     // Nothing of the run may be written once its end is stored.
     observer.await_progress_write();
-    let summary = trained?;
-    Ok(if summary.epochs_done < plan.spec().epochs {
+    Ok(run_end(&plan, &trained?))
+}
+
+/// Before a job's training starts: its update count for the loaded data is stored and its
+/// checkpoint directory made; returns that directory.
+fn prepare(
+    service: &Service,
+    job: &JobRecord,
+    plan: &JobPlan,
+    data: &crate::data::Dataset,
+    held: &HeldJob,
+    handle: &Handle,
+) -> Result<std::path::PathBuf, RunError> {
+    let train_len = u64::try_from(data.train_len()).unwrap_or(u64::MAX);
+    let total_steps = plan.spec().total_steps(train_len);
+    handle.block_on(held.write("the job's length", || {
+        service.store().set_total_steps(&held.lease, total_steps)
+    }))?;
+    let checkpoint_dir = service.artifacts_dir(job.id);
+    std::fs::create_dir_all(&checkpoint_dir).map_err(|source| TrainError::Checkpoint {
+        path: checkpoint_dir.clone(),
+        source: source.into(),
+    })?;
+    Ok(checkpoint_dir)
+}
+
+/// Whether a run that returned did all its epochs or stopped at its pause point.
+fn run_end(plan: &JobPlan, summary: &train::RunSummary) -> RunEnd {
+    if summary.epochs_done < plan.spec().epochs {
         RunEnd::Paused(summary.epochs_done)
     } else {
         RunEnd::Completed
-    })
+    }
 }
 
 /// Streams a run's progress and epochs into the store and to SSE clients.
@@ -397,20 +437,69 @@ struct JobObserver<'a> {
     handle: Handle,
     last_write: Option<Instant>,
     /// The progress write under way, if any.
-    progress_write: Option<tokio::task::JoinHandle<()>>,
+    progress_write: ProgressWrite,
 }
 
-impl JobObserver<'_> {
+/// The progress write under way for one job, if any; shared by its observer and, in a
+/// lockstep group, the code that reports the member's end (the observer itself is the
+/// group's until the group ends).
+#[derive(Clone, Default)]
+struct ProgressWrite(Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>);
+
+impl ProgressWrite {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<tokio::task::JoinHandle<()>>> {
+        // The slot holds a handle or nothing; a poisoned one is still consistent.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn is_busy(&self) -> bool {
+        self.slot()
+            .as_ref()
+            .is_some_and(|write| !write.is_finished())
+    }
+
+    /// Lets the write under way end, for at most [`PROGRESS_WRITE_WAIT`], then drops it:
+    /// before an epoch is stored (whose progress an older write landing later would undo)
+    /// and before the run's end is (after which nothing of it may be written).
+    fn wait(&self, handle: &Handle) {
+        let Some(mut write) = self.slot().take() else {
+            return;
+        };
+        let ended = handle.block_on(tokio::time::timeout(PROGRESS_WRITE_WAIT, &mut write));
+        if ended.is_err() {
+            write.abort();
+            tracing::warn!("a progress write did not return in time; dropped");
+        }
+    }
+}
+
+impl<'a> JobObserver<'a> {
+    fn new(
+        service: &'a Service,
+        job: &'a JobRecord,
+        held: &Arc<HeldJob>,
+        handle: Handle,
+    ) -> JobObserver<'a> {
+        JobObserver {
+            service,
+            job: job.id,
+            held: Arc::clone(held),
+            sweep: job.sweep.map(|(sweep, _)| sweep),
+            worker: job.worker.as_deref().unwrap_or("-"),
+            handle,
+            last_write: None,
+            progress_write: ProgressWrite::default(),
+        }
+    }
+
     /// Writes how far the job has got, in the background: progress is advisory, so
     /// training never waits for it (a slow or unreachable database would hold every batch
     /// for the pool's acquire timeout). While one write is under way the next ones are
     /// skipped, so writes never pile up nor land out of order.
     fn write_progress(&mut self, completed_epochs: u32, step: u64) {
-        if self
-            .progress_write
-            .as_ref()
-            .is_some_and(|write| !write.is_finished())
-        {
+        if self.progress_write.is_busy() {
             return;
         }
         let store = self.service.store().clone();
@@ -426,26 +515,15 @@ impl JobObserver<'_> {
                 Err(err) => tracing::warn!(error = %err, "could not store progress"),
             }
         };
-        self.progress_write = Some(
+        *self.progress_write.slot() = Some(
             self.handle
                 .spawn(write.instrument(tracing::Span::current())),
         );
     }
 
-    /// Lets the progress write under way end, for at most [`PROGRESS_WRITE_WAIT`], then
-    /// drops it: before an epoch is stored (whose progress an older write landing later
-    /// would undo) and before the run's end is (after which nothing of it may be written).
+    /// See [`ProgressWrite::wait`].
     fn await_progress_write(&mut self) {
-        let Some(mut write) = self.progress_write.take() else {
-            return;
-        };
-        let ended = self
-            .handle
-            .block_on(tokio::time::timeout(PROGRESS_WRITE_WAIT, &mut write));
-        if ended.is_err() {
-            write.abort();
-            tracing::warn!("a progress write did not return in time; dropped");
-        }
+        self.progress_write.wait(&self.handle);
     }
 }
 
@@ -499,6 +577,34 @@ impl TrainObserver for JobObserver<'_> {
         }
         Ok(())
     }
+}
+
+/// A training thread that panicked fails its job.
+fn panicked(held: &HeldJob, join_error: tokio::task::JoinError) -> Ending {
+    let error = panic_error(&join_failure(join_error));
+    if held.is_lost() {
+        return Ending::Lost;
+    }
+    Ending::Finished(JobStatus::Failed, Some(error))
+}
+
+/// What a training thread that did not return says about itself.
+fn join_failure(join_error: tokio::task::JoinError) -> String {
+    let message = if join_error.is_panic() {
+        panic_message(join_error.into_panic())
+    } else {
+        "the training thread was aborted".to_string()
+    };
+    tracing::error!(%message, "training panicked");
+    message
+}
+
+/// The error of a job whose training thread panicked with `message`.
+fn panic_error(message: &str) -> JobError {
+    JobError::new(
+        FailureCode::InternalPanic,
+        format!("training stopped on an internal error: {message}"),
+    )
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

@@ -151,6 +151,18 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         worker: &WorkerIdentity,
         ttl: Duration,
     ) -> Result<Option<Claim>, StoreError>;
+    /// Atomically (in one transaction) takes for `worker` those of `ids` that are still
+    /// queued and not asked to stop, in the order given, each with a lease of its own of
+    /// `ttl` and one more attempt; a sweep's member only while fewer than its sweep's
+    /// `max_concurrent` members run, the ones taken before it counted. Jobs another worker
+    /// took meanwhile are left out. This is how a worker takes the members of a sweep it
+    /// trains in lockstep with a member it claimed.
+    async fn claim_listed(
+        &self,
+        ids: &[JobId],
+        worker: &WorkerIdentity,
+        ttl: Duration,
+    ) -> Result<Vec<Claim>, StoreError>;
     /// Renews a lease for `ttl` from now, and says whether a cancel or an early stop (its
     /// sweep's decision) is pending. The token alone decides: a lease past its expiry that
     /// nobody has re-queued yet still renews.

@@ -14,6 +14,7 @@ mod config;
 mod device;
 mod error;
 pub mod kernels;
+pub mod lockstep;
 pub mod model;
 pub mod ops;
 pub mod optim;

@@ -43,8 +43,9 @@ pub fn with_reference_ops<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Whether this call takes the fast kernels: they can run these tensors, and this thread has
-/// not asked for the reference path.
-fn fast(ts: &[&Tensor]) -> bool {
+/// not asked for the reference path. The lockstep trainer asks the same question for a whole
+/// group's step.
+pub(crate) fn fast(ts: &[&Tensor]) -> bool {
     !REFERENCE_OPS.with(Cell::get) && kernels::runs_on(ts)
 }
 

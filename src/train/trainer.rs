@@ -2,7 +2,7 @@
 //! checkpoints and resume.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use super::{
 /// Test-set evaluation batch: large, since no activations are kept for a backward pass.
 pub const EVAL_BATCH: usize = 2048;
 /// Minimum time between two progress callbacks.
-const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+pub(super) const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// One training call's inputs.
 pub struct RunSpec<'a> {
@@ -49,22 +49,9 @@ pub struct RunSpec<'a> {
 /// at the end.
 pub fn train(run: RunSpec<'_>, observer: &mut dyn TrainObserver) -> Result<RunSummary, TrainError> {
     let config = run.plan.config();
-    let (train_len, test_len) = (run.data.train_len(), run.data.test_len());
-    if train_len == 0 || test_len == 0 {
-        return Err(TrainError::InvalidConfig(format!(
-            "the data set needs training and test examples (got {train_len} and {test_len})"
-        )));
-    }
-    let mut state = TrainState {
-        model: LeNet::new(config.seed, DType::F32, run.device)?,
-        sgd: Sgd::new(config.optimizer, PARAM_NAMES.len()),
-        scheduler: Scheduler::new(run.plan.schedule().clone()),
-        epochs_done: 0,
-        global_step: 0,
-    };
-    let fingerprint = checkpoint::fingerprint(config, train_len, test_len).map_err(|e| {
-        TrainError::InvalidConfig(format!("the configuration cannot be encoded: {e}"))
-    })?;
+    check_data(run.data)?;
+    let mut state = TrainState::new(run.plan, run.device)?;
+    let fingerprint = fingerprint_of(config, run.data)?;
     let mut resumed_from_epoch = None;
     if let Some(dir) = run.checkpoint_dir {
         if let Some(epoch) = state.resume(dir, &fingerprint, config.epochs, run.device)? {
@@ -74,38 +61,14 @@ pub fn train(run: RunSpec<'_>, observer: &mut dyn TrainObserver) -> Result<RunSu
     }
 
     let mut summary_epochs = Vec::new();
-    let last = run
-        .until_epoch
-        .map_or(config.epochs, |until| until.min(config.epochs));
+    let last = last_epoch(config, run.until_epoch);
     while state.epochs_done < last {
         let report = run_epoch(&run, &mut state, observer)?;
-        observer.on_epoch(&report).map_err(TrainError::Observer)?;
-        if let Some(monitor) = state.scheduler.monitor() {
-            let m = &report.metrics;
-            state.scheduler.observe(match monitor {
-                Monitor::TestLoss => m.test_loss,
-                Monitor::TrainLoss => m.train_loss,
-                Monitor::TestAcc => m.test_acc,
-            });
-        }
-        state.epochs_done += 1;
-        if let Some(dir) = run.checkpoint_dir {
-            state.save(dir, &fingerprint, config)?;
-            // The latest weights on their own, so a running job's weights can be
-            // downloaded without its optimizer state.
-            checkpoint::save_weights(&checkpoint::weights_path(dir), &state.model.named_tensors())?;
-        }
+        state.complete_epoch(&report, observer, run.checkpoint_dir, &fingerprint, config)?;
         summary_epochs.push(report.metrics);
     }
 
-    let final_weights = match run.checkpoint_dir {
-        Some(dir) => {
-            let path = checkpoint::weights_path(dir);
-            checkpoint::save_weights(&path, &state.model.named_tensors())?;
-            Some(path)
-        }
-        None => None,
-    };
+    let final_weights = save_final_weights(&state.model, run.checkpoint_dir)?;
     Ok(RunSummary {
         epochs: summary_epochs,
         resumed_from_epoch,
@@ -114,19 +77,113 @@ pub fn train(run: RunSpec<'_>, observer: &mut dyn TrainObserver) -> Result<RunSu
     })
 }
 
+/// A run needs training and test examples.
+pub(super) fn check_data(data: &Dataset) -> Result<(), TrainError> {
+    let (train_len, test_len) = (data.train_len(), data.test_len());
+    if train_len == 0 || test_len == 0 {
+        return Err(TrainError::InvalidConfig(format!(
+            "the data set needs training and test examples (got {train_len} and {test_len})"
+        )));
+    }
+    Ok(())
+}
+
+/// The checkpoint fingerprint of a run of `config` on `data` ([`checkpoint::fingerprint`]).
+pub(super) fn fingerprint_of(config: &TrainConfig, data: &Dataset) -> Result<String, TrainError> {
+    checkpoint::fingerprint(config, data.train_len(), data.test_len())
+        .map_err(|e| TrainError::InvalidConfig(format!("the configuration cannot be encoded: {e}")))
+}
+
+/// The number of epochs done when a run stops: the plan's, or its pause point if earlier.
+pub(super) fn last_epoch(config: &TrainConfig, until_epoch: Option<u32>) -> u32 {
+    until_epoch.map_or(config.epochs, |until| until.min(config.epochs))
+}
+
+/// Writes the final weights file into `dir`, if there is one, and returns its path.
+pub(super) fn save_final_weights(
+    model: &LeNet,
+    dir: Option<&Path>,
+) -> Result<Option<PathBuf>, TrainError> {
+    match dir {
+        Some(dir) => {
+            let path = checkpoint::weights_path(dir);
+            checkpoint::save_weights(&path, &model.named_tensors())?;
+            Ok(Some(path))
+        }
+        None => Ok(None),
+    }
+}
+
 /// Everything a checkpoint must restore for a resumed run to match an uninterrupted one
 /// (the example order is a function of (seed, epoch) and needs no state).
-struct TrainState {
-    model: LeNet,
-    sgd: Sgd,
-    scheduler: Scheduler,
-    epochs_done: u32,
-    global_step: u64,
+pub(super) struct TrainState {
+    pub(super) model: LeNet,
+    pub(super) sgd: Sgd,
+    pub(super) scheduler: Scheduler,
+    pub(super) epochs_done: u32,
+    pub(super) global_step: u64,
 }
 
 impl TrainState {
+    /// The state before the first update: the seed's initial weights, no momentum yet.
+    pub(super) fn new(plan: &TrainPlan, device: &Device) -> Result<TrainState, TrainError> {
+        let config = plan.config();
+        Ok(TrainState {
+            model: LeNet::new(config.seed, DType::F32, device)?,
+            sgd: Sgd::new(config.optimizer, PARAM_NAMES.len()),
+            scheduler: Scheduler::new(plan.schedule().clone()),
+            epochs_done: 0,
+            global_step: 0,
+        })
+    }
+
+    /// The learning rate of the next update of epoch `epoch_index` (0-based), checked.
+    pub(super) fn next_lr(&self, unit: ScheduleUnit, epoch_index: u32) -> Result<f64, TrainError> {
+        let t = match unit {
+            ScheduleUnit::Epoch => u64::from(epoch_index),
+            ScheduleUnit::Step => self.global_step,
+        };
+        let lr = self.scheduler.lr(t);
+        if !lr.is_finite() || lr < 0.0 {
+            return Err(TrainError::InvalidConfig(format!(
+                "the schedule gave learning rate {lr} at t = {t}"
+            )));
+        }
+        Ok(lr)
+    }
+
+    /// Ends an epoch whose report is in: the observer sees it, an adaptive schedule is fed
+    /// its metric, and with a checkpoint directory the checkpoint and the latest weights are
+    /// written (in that order, so a crash in between redoes the epoch).
+    pub(super) fn complete_epoch(
+        &mut self,
+        report: &EpochReport,
+        observer: &mut dyn TrainObserver,
+        checkpoint_dir: Option<&Path>,
+        fingerprint: &str,
+        config: &TrainConfig,
+    ) -> Result<(), TrainError> {
+        observer.on_epoch(report).map_err(TrainError::Observer)?;
+        if let Some(monitor) = self.scheduler.monitor() {
+            let m = &report.metrics;
+            self.scheduler.observe(match monitor {
+                Monitor::TestLoss => m.test_loss,
+                Monitor::TrainLoss => m.train_loss,
+                Monitor::TestAcc => m.test_acc,
+            });
+        }
+        self.epochs_done += 1;
+        if let Some(dir) = checkpoint_dir {
+            self.save(dir, fingerprint, config)?;
+            // The latest weights on their own, so a running job's weights can be
+            // downloaded without its optimizer state.
+            checkpoint::save_weights(&checkpoint::weights_path(dir), &self.model.named_tensors())?;
+        }
+        Ok(())
+    }
+
     /// Loads the checkpoint in `dir` if it belongs to this run; returns its epoch.
-    fn resume(
+    pub(super) fn resume(
         &mut self,
         dir: &Path,
         fingerprint: &str,
@@ -194,7 +251,7 @@ impl TrainState {
 
 /// Running sums of an epoch, in f64 on the host, fed one update at a time in update order.
 #[derive(Default)]
-struct EpochSums {
+pub(super) struct EpochSums {
     loss: f64,
     correct: f64,
     last_loss: f64,
@@ -226,12 +283,12 @@ impl EpochSums {
 
 /// What the host knows about an update before its loss is read back.
 #[derive(Clone, Copy)]
-struct Update {
+pub(super) struct Update {
     /// Global 0-based index.
-    step: u64,
-    lr: f64,
+    pub(super) step: u64,
+    pub(super) lr: f64,
     /// Examples in the batch.
-    batch: usize,
+    pub(super) batch: usize,
 }
 
 /// Collects an epoch's per-update losses and correct counts, and decides when the host reads
@@ -252,7 +309,7 @@ struct Update {
 /// current update's loss when a callback is due (at most [`PROGRESS_INTERVAL`] apart, so at
 /// most four short stalls a second); a peek that finds a non-finite loss reads the buffers at
 /// once, so a diverged run stops within a progress interval instead of at the epoch's end.
-struct EpochTally {
+pub(super) struct EpochTally {
     epoch: u32,
     sums: EpochSums,
     /// `None` on the CPU.
@@ -272,7 +329,11 @@ struct DeviceBuffers {
 }
 
 impl EpochTally {
-    fn new(epoch: u32, device: &Device, updates: usize) -> Result<EpochTally, TrainError> {
+    pub(super) fn new(
+        epoch: u32,
+        device: &Device,
+        updates: usize,
+    ) -> Result<EpochTally, TrainError> {
         let device = if defer_reads(device) {
             Some(DeviceBuffers {
                 losses: Tensor::zeros(updates, DType::F32, device)?,
@@ -295,7 +356,7 @@ impl EpochTally {
     }
 
     /// Records an update's batch loss and correct count (scalar f32 tensors).
-    fn record(
+    pub(super) fn record(
         &mut self,
         update: Update,
         loss: &Tensor,
@@ -319,7 +380,7 @@ impl EpochTally {
     }
 
     /// Reads back every update recorded on the device and not read yet, in one transfer.
-    fn read_back(&mut self) -> Result<(), TrainError> {
+    pub(super) fn read_back(&mut self) -> Result<(), TrainError> {
         let Some(buf) = &mut self.device else {
             return Ok(());
         };
@@ -345,8 +406,40 @@ impl EpochTally {
         Ok(())
     }
 
+    /// The epoch's report once every update is read back: the training figures over its `n`
+    /// examples, the rates `lrs` applied, its timings and its test metrics; a value that is
+    /// not finite is a divergence ([`check_finite`]).
+    pub(super) fn report(
+        self,
+        n: usize,
+        lrs: LrRange,
+        seconds: f64,
+        (test_loss, test_acc): (f64, f64),
+        eval_seconds: f64,
+    ) -> Result<EpochReport, TrainError> {
+        let sums = self.sums;
+        let metrics = EpochMetrics {
+            epoch: self.epoch,
+            train_loss: sums.loss / n as f64,
+            train_acc: sums.correct / n as f64,
+            test_loss,
+            test_acc,
+            lr: lrs.first,
+            lr_min: lrs.min,
+            lr_max: lrs.max,
+            seconds,
+            eval_seconds,
+            examples_per_sec: n as f64 / seconds.max(1e-9),
+        };
+        check_finite(&metrics)?;
+        Ok(EpochReport {
+            metrics,
+            steps: sums.records,
+        })
+    }
+
     /// The loss a progress callback shows now; `loss` is the latest update's.
-    fn progress_loss(&mut self, loss: &Tensor) -> Result<f64, TrainError> {
+    pub(super) fn progress_loss(&mut self, loss: &Tensor) -> Result<f64, TrainError> {
         if self
             .device
             .as_ref()
@@ -393,7 +486,7 @@ fn run_epoch(
         run.device,
     )?;
     let mut tally = EpochTally::new(epoch, run.device, steps_per_epoch as usize)?;
-    let (mut lr_first, mut lr_min, mut lr_max) = (f64::NAN, f64::INFINITY, f64::NEG_INFINITY);
+    let mut lrs = LrRange::default();
     let started = Instant::now();
     let mut last_progress = started;
 
@@ -401,21 +494,8 @@ fn run_epoch(
         if run.stop.load(Ordering::Relaxed) {
             return Err(TrainError::Stopped { epoch });
         }
-        let t = match config.unit {
-            ScheduleUnit::Epoch => u64::from(epoch_index),
-            ScheduleUnit::Step => state.global_step,
-        };
-        let lr = state.scheduler.lr(t);
-        if !lr.is_finite() || lr < 0.0 {
-            return Err(TrainError::InvalidConfig(format!(
-                "the schedule gave learning rate {lr} at t = {t}"
-            )));
-        }
-        if i == 0 {
-            lr_first = lr;
-        }
-        lr_min = lr_min.min(lr);
-        lr_max = lr_max.max(lr);
+        let lr = state.next_lr(config.unit, epoch_index)?;
+        lrs.add(lr);
 
         // The batch is gathered where the data lives: no per-batch copy of images to a device.
         let len = batch.min(n - start);
@@ -469,25 +549,36 @@ fn run_epoch(
     )?;
     let eval_seconds = eval_started.elapsed().as_secs_f64();
 
-    let sums = tally.sums;
-    let metrics = EpochMetrics {
-        epoch,
-        train_loss: sums.loss / n as f64,
-        train_acc: sums.correct / n as f64,
-        test_loss,
-        test_acc,
-        lr: lr_first,
-        lr_min,
-        lr_max,
-        seconds,
-        eval_seconds,
-        examples_per_sec: n as f64 / seconds.max(1e-9),
-    };
-    check_finite(&metrics)?;
-    Ok(EpochReport {
-        metrics,
-        steps: sums.records,
-    })
+    tally.report(n, lrs, seconds, (test_loss, test_acc), eval_seconds)
+}
+
+/// The rates an epoch applied: its first, lowest and highest.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LrRange {
+    first: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Default for LrRange {
+    fn default() -> Self {
+        LrRange {
+            first: f64::NAN,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+impl LrRange {
+    /// Notes the rate of the epoch's next update.
+    pub(super) fn add(&mut self, lr: f64) {
+        if self.first.is_nan() {
+            self.first = lr;
+        }
+        self.min = self.min.min(lr);
+        self.max = self.max.max(lr);
+    }
 }
 
 /// A NaN or infinite value anywhere in an epoch's metrics is a divergence, reported before any
@@ -556,7 +647,7 @@ pub fn evaluate(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::cell::Cell;
     use std::sync::atomic::AtomicBool;
 
@@ -582,7 +673,7 @@ mod tests {
     }
 
     /// Runs `f` with this thread's training runs reading back once per epoch, as on a GPU.
-    fn defer_reads_on_the_cpu<R>(f: impl FnOnce() -> R) -> R {
+    pub(in crate::train) fn defer_reads_on_the_cpu<R>(f: impl FnOnce() -> R) -> R {
         let previous = DEFER_READS.with(|d| d.replace(true));
         let out = f();
         DEFER_READS.with(|d| d.set(previous));

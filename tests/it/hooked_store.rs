@@ -67,6 +67,14 @@ impl<H: Hooks> JobStore for Hooked<H> {
     }
 
     // Everything else goes straight to the database.
+    async fn claim_listed(
+        &self,
+        ids: &[JobId],
+        worker: &WorkerIdentity,
+        ttl: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        self.store.claim_listed(ids, worker, ttl).await
+    }
     fn backend(&self) -> Backend {
         self.store.backend()
     }

@@ -24,6 +24,7 @@ mod server_health;
 mod service_matches_cli;
 mod store;
 mod support;
+mod sweep_lockstep;
 mod sweeps;
 mod test_db;
 mod train_grad;

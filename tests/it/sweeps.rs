@@ -542,6 +542,7 @@ fn the_sweep_command_runs_a_sweep_in_the_foreground_and_writes_its_results() {
         device: vec![lrlab::train::DeviceSpec::Cpu],
         data_dir: Some(data),
         no_download: true,
+        lockstep: lrlab::cli::serve::Switch::On,
     };
     // A preset that does not exist is refused with the list of those that do.
     let unknown = run_sweep(SweepArgs {

@@ -171,6 +171,91 @@ impl PostgresStore {
         })))
     }
 
+    /// One transaction. Each limited sweep's row is locked (waiting for it: this
+    /// transaction holds no job's lock yet, and takes the sweep's before its members', as a
+    /// coordinator step does) and its running members counted once; the jobs are locked
+    /// with `SKIP LOCKED`, so one another claim is taking is left to it.
+    pub(super) async fn claim_ids(
+        &self,
+        ids: &[JobId],
+        worker: &WorkerIdentity,
+        ttl: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let raw: Vec<i64> = ids.iter().map(|id| id.get()).collect();
+        let mut tx = self.pool.begin().await?;
+        // Room left in each sweep with a limit: its limit less its running members.
+        let limited = sqlx::query_as::<_, (i64, i64)>(
+            "SELECT s.id, s.max_concurrent FROM sweeps s \
+             WHERE s.max_concurrent IS NOT NULL \
+             AND s.id IN (SELECT sweep_id FROM jobs WHERE id = ANY($1)) \
+             ORDER BY s.id FOR UPDATE OF s",
+        )
+        .bind(&raw)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut room = std::collections::HashMap::new();
+        for (sweep, limit) in limited {
+            let (running,) = sqlx::query_as::<_, (i64,)>(
+                "SELECT COUNT(*) FROM jobs WHERE sweep_id = $1 AND status = 'running'",
+            )
+            .bind(sweep)
+            .fetch_one(&mut *tx)
+            .await?;
+            room.insert(sweep, limit - running);
+        }
+        let mut claims = Vec::with_capacity(ids.len());
+        for &id in &raw {
+            let candidate = sqlx::query_as::<_, (Option<i64>,)>(
+                "SELECT sweep_id FROM jobs WHERE id = $1 AND status = 'queued' \
+                 AND NOT cancel_requested AND NOT stop_early_requested \
+                 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((sweep,)) = candidate else {
+                continue;
+            };
+            if let Some(left) = sweep.and_then(|sweep| room.get_mut(&sweep)) {
+                if *left <= 0 {
+                    continue;
+                }
+                *left -= 1;
+            }
+            let token = LeaseToken::random();
+            let row = sqlx::query_as::<_, ClaimedRow>(&format!(
+                "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, now()), \
+                 updated_at = now(), attempts = attempts + 1, worker = $2, worker_host = $3, \
+                 worker_pid = $4, device = $5, lease_token = $6, \
+                 lease_expires_at = now() + make_interval(secs => $7) \
+                 WHERE id = $1 RETURNING {JOB_COLUMNS}, lease_expires_at"
+            ))
+            .bind(id)
+            .bind(&worker.name)
+            .bind(&worker.host)
+            .bind(i64::from(worker.pid))
+            .bind(&worker.device)
+            .bind(token.as_str())
+            .bind(ttl.as_secs_f64())
+            .fetch_one(&mut *tx)
+            .await?;
+            let job = JobRecord::try_from(row.job)?;
+            claims.push(Claim {
+                lease: Lease {
+                    job: job.id,
+                    token,
+                    expires_at: row.lease_expires_at,
+                },
+                job,
+            });
+        }
+        tx.commit().await?;
+        Ok(claims)
+    }
+
     pub(super) async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Renewal, StoreError> {
         let row = sqlx::query_as::<_, (DateTime<Utc>, bool, bool)>(
             "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3) \

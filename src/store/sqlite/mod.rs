@@ -106,6 +106,14 @@ impl JobStore for SqliteStore {
     ) -> Result<Option<Claim>, StoreError> {
         self.claim(worker, ttl).await
     }
+    async fn claim_listed(
+        &self,
+        ids: &[JobId],
+        worker: &WorkerIdentity,
+        ttl: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        self.claim_ids(ids, worker, ttl).await
+    }
     async fn heartbeat(&self, lease: &Lease, ttl: Duration) -> Result<Renewal, StoreError> {
         self.renew(lease, ttl).await
     }

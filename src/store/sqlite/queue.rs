@@ -96,6 +96,60 @@ impl SqliteStore {
         }))
     }
 
+    /// One `BEGIN IMMEDIATE` transaction: no other write runs until it ends, so each
+    /// member's sweep limit is counted with the members claimed before it running.
+    pub(super) async fn claim_ids(
+        &self,
+        ids: &[JobId],
+        worker: &WorkerIdentity,
+        ttl: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = Utc::now();
+        let expires = expiry(now, ttl);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut claims = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let token = LeaseToken::random();
+            let row = sqlx::query_as::<_, JobRow>(&format!(
+                "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), \
+                 updated_at = ?, attempts = attempts + 1, worker = ?, worker_host = ?, \
+                 worker_pid = ?, device = ?, lease_token = ?, lease_expires_at = ? \
+                 WHERE id = (SELECT j.id FROM jobs j WHERE j.id = ? AND j.status = 'queued' \
+                             AND NOT j.cancel_requested AND NOT j.stop_early_requested \
+                             AND {UNDER_SWEEP_LIMIT}) \
+                 AND status = 'queued' \
+                 RETURNING {JOB_COLUMNS}"
+            ))
+            .bind(now)
+            .bind(now)
+            .bind(&worker.name)
+            .bind(&worker.host)
+            .bind(i64::from(worker.pid))
+            .bind(&worker.device)
+            .bind(token.as_str())
+            .bind(expires)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = row {
+                let job = JobRecord::try_from(row)?;
+                claims.push(Claim {
+                    lease: Lease {
+                        job: job.id,
+                        token,
+                        expires_at: instant(expires),
+                    },
+                    job,
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(claims)
+    }
+
     pub(super) async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Renewal, StoreError> {
         let expires = expiry(Utc::now(), ttl);
         let row = sqlx::query_as::<_, (bool, bool)>(

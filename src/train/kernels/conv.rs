@@ -147,40 +147,46 @@ pub(crate) fn forward_relu_pool(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom) -
                 for (plane, (o, a)) in planes.enumerate() {
                     let (j, kk) = (plane / k, plane % k);
                     let src = &acc[kk * ld + j * p..kk * ld + (j + 1) * p];
-                    let bias = b[kk];
-                    for py in 0..ph {
-                        let r0 = &src[2 * py * g.ow..2 * py * g.ow + 2 * pw];
-                        let r1 = &src[(2 * py + 1) * g.ow..(2 * py + 1) * g.ow + 2 * pw];
-                        let (o, a) = (
-                            &mut o[py * pw..(py + 1) * pw],
-                            &mut a[py * pw..(py + 1) * pw],
-                        );
-                        for (((o, a), top), bottom) in o
-                            .iter_mut()
-                            .zip(a.iter_mut())
-                            .zip(r0.chunks_exact(2))
-                            .zip(r1.chunks_exact(2))
-                        {
-                            // The bias goes in before the comparison: adding it can round
-                            // two different values to the same one, and the window's
-                            // maximum must then be the first of them, as when pooling the
-                            // stored activations. Strict `>` in row-major order: the rule of
-                            // `kernels::max_pool2x2` and `ops::reference::max_pool2x2`.
-                            let (mut best, mut at) = (top[0] + bias, 0u8);
-                            for (i, v) in [(1u8, top[1]), (2, bottom[0]), (3, bottom[1])] {
-                                if v + bias > best {
-                                    best = v + bias;
-                                    at = i;
-                                }
-                            }
-                            *o = act(best, true);
-                            *a = if best > 0.0 { at } else { CUT };
-                        }
-                    }
+                    pool_plane(src, b[kk], g, o, a);
                 }
             });
         });
     PooledOut { out, argmax }
+}
+
+/// Bias + ReLU + 2x2 max-pooling of one channel plane `src` (`oh x ow` accumulator values)
+/// into its pooled plane `o` and window positions `a`: the fused op's epilogue, shared with
+/// the lockstep kernels so both round and break ties the same way.
+pub(crate) fn pool_plane(src: &[f32], bias: f32, g: &ConvGeom, o: &mut [f32], a: &mut [u8]) {
+    let (ph, pw) = pooled(g);
+    for py in 0..ph {
+        let r0 = &src[2 * py * g.ow..2 * py * g.ow + 2 * pw];
+        let r1 = &src[(2 * py + 1) * g.ow..(2 * py + 1) * g.ow + 2 * pw];
+        let (o, a) = (
+            &mut o[py * pw..(py + 1) * pw],
+            &mut a[py * pw..(py + 1) * pw],
+        );
+        for (((o, a), top), bottom) in o
+            .iter_mut()
+            .zip(a.iter_mut())
+            .zip(r0.chunks_exact(2))
+            .zip(r1.chunks_exact(2))
+        {
+            // The bias goes in before the comparison: adding it can round two different
+            // values to the same one, and the window's maximum must then be the first of
+            // them, as when pooling the stored activations. Strict `>` in row-major order:
+            // the rule of `kernels::max_pool2x2` and `ops::reference::max_pool2x2`.
+            let (mut best, mut at) = (top[0] + bias, 0u8);
+            for (i, v) in [(1u8, top[1]), (2, bottom[0]), (3, bottom[1])] {
+                if v + bias > best {
+                    best = v + bias;
+                    at = i;
+                }
+            }
+            *o = act(best, true);
+            *a = if best > 0.0 { at } else { CUT };
+        }
+    }
 }
 
 /// What the gradient of the op's output must go through to become the gradient of the
@@ -198,7 +204,7 @@ pub(crate) enum Upstream<'a> {
 impl Upstream<'_> {
     /// Writes the pre-activation gradient of channel `kk` of image `img` (`pixels` values)
     /// into `dst`.
-    fn fill(&self, g: &ConvGeom, img: usize, kk: usize, dst: &mut [f32]) {
+    pub(crate) fn fill(&self, g: &ConvGeom, img: usize, kk: usize, dst: &mut [f32]) {
         let p = g.pixels();
         let at = (img * g.k + kk) * p;
         match *self {
@@ -228,6 +234,97 @@ impl Upstream<'_> {
     }
 }
 
+/// Whether the weight gradient of a layer of this shape is computed transposed (see
+/// [`group_dw`]).
+pub(crate) fn dw_transposed(g: &ConvGeom) -> bool {
+    g.k * g.taps() > SMALL_DW
+}
+
+/// Writes the pre-activation gradient of images `i0..i0 + imgs` into `dpre` (`k x ld`, the
+/// images side by side) and adds each channel's sum to `db`.
+pub(crate) fn fill_dpre(
+    upstream: &Upstream<'_>,
+    g: &ConvGeom,
+    (i0, imgs): (usize, usize),
+    ld: usize,
+    dpre: &mut [f32],
+    db: &mut [f32],
+) {
+    let p = g.pixels();
+    for j in 0..imgs {
+        for kk in 0..g.k {
+            let dst = &mut dpre[kk * ld + j * p..kk * ld + (j + 1) * p];
+            upstream.fill(g, i0 + j, kk, dst);
+            db[kk] += dst.iter().sum::<f32>();
+        }
+    }
+}
+
+/// One group's weight gradient from its pre-activation gradient `dpre` (`k x ld`) and its
+/// column matrix `cols` (`taps x ld`), into `dw` (`k * taps`, transposed when
+/// [`dw_transposed`]).
+///
+/// The GEMM is laid out so that `gemm` needs no strided (scalar) packing: a small result
+/// (conv1: 6 x 25) is computed row by row as dot products of `dpre` and the column matrix, a
+/// larger one (conv2: 16 x 150) transposed, from `dpre` stored transposed in `dpre_t`
+/// (`ld * k` scratch, unused otherwise).
+pub(crate) fn group_dw(
+    dpre: &[f32],
+    cols: &[f32],
+    dpre_t: &mut [f32],
+    g: &ConvGeom,
+    ld: usize,
+    dw: &mut [f32],
+) {
+    let (taps, k) = (g.taps(), g.k);
+    if dw_transposed(g) {
+        for (kk, row) in dpre.chunks_exact(ld).enumerate() {
+            for (q, &v) in row.iter().enumerate() {
+                dpre_t[q * k + kk] = v;
+            }
+        }
+        // dw^T (taps x k) = cols (taps x ld) * dpre^T (ld x k)
+        matmul(
+            MatMut::row_major(dw, taps, k),
+            MatRef::row_major(cols, taps, ld),
+            MatRef::row_major(dpre_t, ld, k),
+            false,
+        );
+    } else {
+        matmul(
+            MatMut::row_major(dw, k, taps),
+            MatRef::row_major(dpre, k, ld),
+            MatRef::row_major(cols, taps, ld).t(),
+            false,
+        );
+    }
+}
+
+/// Adds per-group partial weight and bias gradients (as [`group_dw`] and [`fill_dpre`] left
+/// them) in group order, so the result does not depend on how rayon scheduled the groups.
+pub(crate) fn sum_partials<'a>(
+    partials: impl IntoIterator<Item = (&'a [f32], &'a [f32])>,
+    g: &ConvGeom,
+    with_dw: bool,
+) -> (Vec<f32>, Vec<f32>) {
+    let (taps, k) = (g.taps(), g.k);
+    let mut dw = vec![0.0f32; if with_dw { k * taps } else { 0 }];
+    let mut db = vec![0.0f32; k];
+    for (pdw, pdb) in partials {
+        if dw_transposed(g) {
+            for (t, row) in pdw.chunks_exact(k).enumerate() {
+                for (kk, &v) in row.iter().enumerate() {
+                    dw[kk * taps + t] += v;
+                }
+            }
+        } else {
+            dw.iter_mut().zip(pdw).for_each(|(a, b)| *a += b);
+        }
+        db.iter_mut().zip(pdb).for_each(|(a, b)| *a += b);
+    }
+    (dw, db)
+}
+
 /// Backward pass, from the gradient of the op's output as `upstream` describes it.
 pub(crate) fn backward(
     x: &[f32],
@@ -238,10 +335,13 @@ pub(crate) fn backward(
 ) -> ConvGrads {
     let (p, taps, k) = (g.pixels(), g.taps(), g.k);
     let gsz = group_size(g);
-    // The weight-gradient GEMM is laid out so that `gemm` needs no strided (scalar) packing:
-    // a small result (conv1: 6 x 25) is computed row by row as dot products of `dpre` and the
-    // column matrix, a larger one (conv2: 16 x 150) transposed, from `dpre` stored transposed.
-    let dw_transposed = needs.dw && k * taps > SMALL_DW;
+    let dpre_t_len = |ld: usize| {
+        if needs.dw && dw_transposed(g) {
+            ld * k
+        } else {
+            0
+        }
+    };
     // W transposed once per call, so the input-gradient GEMM reads it with unit stride.
     let wt: Vec<f32> = if needs.dx {
         (0..taps * k).map(|i| w[(i % k) * taps + i / k]).collect()
@@ -256,60 +356,34 @@ pub(crate) fn backward(
         let ld = imgs * p;
         let mut dw = vec![0.0f32; if needs.dw { k * taps } else { 0 }];
         let mut db = vec![0.0f32; k];
-        let dpre_t_len = if dw_transposed { ld * k } else { 0 };
-        with_scratch([k * ld, dpre_t_len, taps * ld], |[dpre, dpre_t, cols]| {
-            for j in 0..imgs {
-                for kk in 0..k {
-                    let dst = &mut dpre[kk * ld + j * p..kk * ld + (j + 1) * p];
-                    upstream.fill(g, i0 + j, kk, dst);
-                    db[kk] += dst.iter().sum::<f32>();
-                }
-            }
-            if needs.dw {
-                for j in 0..imgs {
-                    let x_img = &x[(i0 + j) * g.in_img()..(i0 + j + 1) * g.in_img()];
-                    im2col(x_img, g, cols, ld, j * p);
-                }
-                if dw_transposed {
-                    for (kk, row) in dpre.chunks_exact(ld).enumerate() {
-                        for (q, &v) in row.iter().enumerate() {
-                            dpre_t[q * k + kk] = v;
-                        }
+        with_scratch(
+            [k * ld, dpre_t_len(ld), taps * ld],
+            |[dpre, dpre_t, cols]| {
+                fill_dpre(&upstream, g, (i0, imgs), ld, dpre, &mut db);
+                if needs.dw {
+                    for j in 0..imgs {
+                        let x_img = &x[(i0 + j) * g.in_img()..(i0 + j + 1) * g.in_img()];
+                        im2col(x_img, g, cols, ld, j * p);
                     }
-                    // dw^T (taps x k) = cols (taps x ld) * dpre^T (ld x k)
+                    group_dw(dpre, cols, dpre_t, g, ld, &mut dw);
+                }
+                if let Some(dx_grp) = dx_grp {
+                    // dcols (taps x ld) = W^T (taps x k) * dpre (k x ld), for the whole group.
                     matmul(
-                        MatMut::row_major(&mut dw, taps, k),
-                        MatRef::row_major(cols, taps, ld),
-                        MatRef::row_major(dpre_t, ld, k),
-                        false,
-                    );
-                } else {
-                    matmul(
-                        MatMut::row_major(&mut dw, k, taps),
+                        MatMut::row_major(cols, taps, ld),
+                        MatRef::row_major(&wt, taps, k),
                         MatRef::row_major(dpre, k, ld),
-                        MatRef::row_major(cols, taps, ld).t(),
                         false,
                     );
+                    for (j, dx_img) in dx_grp.chunks_exact_mut(g.in_img()).enumerate() {
+                        col2im_add(cols, ld, j * p, g, dx_img);
+                    }
                 }
-            }
-            if let Some(dx_grp) = dx_grp {
-                // dcols (taps x ld) = W^T (taps x k) * dpre (k x ld), for the whole group.
-                matmul(
-                    MatMut::row_major(cols, taps, ld),
-                    MatRef::row_major(&wt, taps, k),
-                    MatRef::row_major(dpre, k, ld),
-                    false,
-                );
-                for (j, dx_img) in dx_grp.chunks_exact_mut(g.in_img()).enumerate() {
-                    col2im_add(cols, ld, j * p, g, dx_img);
-                }
-            }
-        });
+            },
+        );
         (dw, db)
     };
     let mut dx = needs.dx.then(|| vec![0.0f32; g.n * g.in_img()]);
-    // Per-group partial sums are collected in group order and added up sequentially, so the
-    // result does not depend on how rayon happened to schedule the groups.
     let partials: Vec<(Vec<f32>, Vec<f32>)> = match dx.as_mut() {
         Some(dx) if !dx.is_empty() => dx
             .par_chunks_mut(gsz * g.in_img())
@@ -321,20 +395,13 @@ pub(crate) fn backward(
             .map(|grp| work(grp, None))
             .collect(),
     };
-    let mut dw = vec![0.0f32; if needs.dw { k * taps } else { 0 }];
-    let mut db = vec![0.0f32; k];
-    for (pdw, pdb) in &partials {
-        if dw_transposed {
-            for (t, row) in pdw.chunks_exact(k).enumerate() {
-                for (kk, &v) in row.iter().enumerate() {
-                    dw[kk * taps + t] += v;
-                }
-            }
-        } else {
-            dw.iter_mut().zip(pdw).for_each(|(a, b)| *a += b);
-        }
-        db.iter_mut().zip(pdb).for_each(|(a, b)| *a += b);
-    }
+    let (dw, db) = sum_partials(
+        partials
+            .iter()
+            .map(|(dw, db)| (dw.as_slice(), db.as_slice())),
+        g,
+        needs.dw,
+    );
     ConvGrads {
         dx,
         dw: needs.dw.then_some(dw),

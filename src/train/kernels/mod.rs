@@ -19,6 +19,7 @@
 //! are combined in a fixed order.
 
 mod conv;
+pub(crate) mod group;
 mod im2col;
 mod linear;
 mod matmul;
@@ -30,6 +31,9 @@ mod storage;
 mod tests;
 
 use candle_core::{bail, DType, Result, Tensor};
+
+pub(crate) use im2col::ConvGeom;
+pub(crate) use storage::with_f32_slices;
 
 /// Whether the fast kernels can run all of these tensors: `f32`, on the CPU.
 pub fn runs_on(ts: &[&Tensor]) -> bool {

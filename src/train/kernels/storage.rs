@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use candle_core::{bail, CpuStorage, Layout, Result, Storage};
+use candle_core::{bail, CpuStorage, Layout, Result, Storage, Tensor};
 
 /// The `f32` elements of a contiguous CPU storage in layout order.
 pub(crate) fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
@@ -21,6 +21,22 @@ pub(crate) fn storage_f32<'a>(storage: &'a Storage, layout: &Layout) -> Result<&
         Storage::Cpu(cpu) => cpu_f32(cpu, layout),
         other => bail!("fast CPU kernels got a tensor on {:?}", other.device()),
     }
+}
+
+/// Runs `f` on the `f32` elements of the CPU tensors `ts`, each in layout order (made
+/// contiguous first, which costs nothing for a contiguous tensor). The tensors cannot be
+/// written (`Var::set`) while `f` runs.
+pub(crate) fn with_f32_slices<R>(ts: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> Result<R> {
+    let contiguous = ts
+        .iter()
+        .map(|t| t.contiguous())
+        .collect::<Result<Vec<Tensor>>>()?;
+    let guards: Vec<_> = contiguous.iter().map(Tensor::storage_and_layout).collect();
+    let slices = guards
+        .iter()
+        .map(|(storage, layout)| storage_f32(storage, layout))
+        .collect::<Result<Vec<&[f32]>>>()?;
+    Ok(f(&slices))
 }
 
 thread_local! {

@@ -18,6 +18,29 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, padding: usize) -> Result<Tens
         .broadcast_add(&b.reshape((1, k, 1, 1))?)
 }
 
+/// Candle's grouped `conv2d` (stride 1): input channel block `i` of `x` is convolved with
+/// output channel block `i` of `w` (`groups` blocks each), plus the bias. The lockstep
+/// trainer's second convolution on other devices: every member's layer in one op.
+pub fn grouped_conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    padding: usize,
+    groups: usize,
+) -> Result<Tensor> {
+    let k = b.dim(0)?;
+    x.conv2d(w, padding, 1, 1, groups)?
+        .broadcast_add(&b.reshape((1, k, 1, 1))?)
+}
+
+/// `x_i w_i^T + b_i` for every `i` in one batched `matmul`: `x` is `(G, N, I)`, `w` is
+/// `(G, O, I)`, `b` is `(G, O)`; the result is `(G, N, O)`.
+pub fn batched_linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (g, o) = b.dims2()?;
+    x.matmul(&w.transpose(1, 2)?)?
+        .broadcast_add(&b.reshape((g, 1, o))?)
+}
+
 /// `x w^T + b` with candle's `matmul` and a broadcast add.
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     x.matmul(&w.t()?)?.broadcast_add(b)

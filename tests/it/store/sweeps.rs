@@ -25,6 +25,7 @@ on_both_backends!(
     steps_stop_cancel_and_continue_members_by_their_status,
     claims_run_at_most_max_concurrent_members_of_a_sweep,
     concurrent_claims_never_overshoot_max_concurrent,
+    listed_claims_take_the_queued_members_each_with_a_lease_within_max_concurrent,
     a_member_pauses_at_its_rung_or_goes_where_its_sweep_decided_meanwhile,
     an_expired_lease_with_a_pending_early_stop_ends_the_member_stopped_early,
     a_sweep_is_deleted_with_its_members_only_once_finished,
@@ -480,6 +481,59 @@ async fn concurrent_claims_never_overshoot_max_concurrent(store: Store) {
         let (_, total) = store.list_jobs(&running).await.unwrap();
         assert_eq!(total, 3, "round {round}");
     }
+}
+
+async fn listed_claims_take_the_queued_members_each_with_a_lease_within_max_concurrent(
+    store: Store,
+) {
+    // A lockstep leader and its companions: four members, at most three running.
+    let (_, members) = new_sweep(&store, Some(3)).await;
+    let leader = claim(&store, TTL).await;
+    assert_eq!(leader.job.id, members[0]);
+    assert_eq!(
+        store.cancel(members[1]).await.unwrap(),
+        CancelOutcome::Canceled
+    );
+    let listed = [members[0], members[1], members[2], members[3]];
+    let companions = store
+        .claim_listed(&listed, &worker("w"), TTL)
+        .await
+        .unwrap();
+    // The leader is running already, the canceled member is out, and the limit leaves room
+    // for two of the rest.
+    let ids: Vec<JobId> = companions.iter().map(|c| c.job.id).collect();
+    assert_eq!(ids, [members[2], members[3]]);
+    let mut tokens = HashSet::new();
+    tokens.insert(leader.lease.token.as_str().to_string());
+    for companion in &companions {
+        assert_eq!(companion.job.status, JobStatus::Running);
+        assert_eq!(companion.job.attempts, 1);
+        assert_eq!(companion.job.worker.as_deref(), Some("w"));
+        assert_eq!(companion.lease.job, companion.job.id);
+        assert!(tokens.insert(companion.lease.token.as_str().to_string()));
+        // Each lease fences its own job's writes.
+        store.heartbeat(&companion.lease, TTL).await.unwrap();
+    }
+    let crossed = lrlab::store::Lease {
+        job: members[2],
+        ..companions[1].lease.clone()
+    };
+    assert!(is_lease_lost(store.heartbeat(&crossed, TTL).await));
+    // Nothing is left to take.
+    assert!(store
+        .claim_listed(&listed, &worker("w"), TTL)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The limit counts the members claimed in the same call.
+    let (_, limited) = new_sweep(&store, Some(2)).await;
+    let taken = store
+        .claim_listed(&limited, &worker("w"), TTL)
+        .await
+        .unwrap();
+    let ids: Vec<JobId> = taken.iter().map(|c| c.job.id).collect();
+    assert_eq!(ids, [limited[0], limited[1]]);
 }
 
 async fn a_member_pauses_at_its_rung_or_goes_where_its_sweep_decided_meanwhile(store: Store) {
