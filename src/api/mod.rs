@@ -23,6 +23,7 @@ mod query;
 mod routes;
 mod schedules;
 mod sweeps;
+mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +95,7 @@ fn all_routes() -> Routes<AppState> {
         .merge(compare::routes())
         .merge(charts::routes())
         .merge(sweeps::routes())
+        .merge(workers::routes())
         .merge(dashboard::routes())
 }
 
@@ -130,6 +132,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(layers)
         .layer(axum::middleware::from_fn(observability::track))
+}
+
+/// `GET /metrics` alone, for `lrlab worker --metrics-bind`: a worker has no API, but
+/// Prometheus scrapes it like any server (with the same host checks).
+pub fn metrics_router(state: AppState) -> Router {
+    crate::observability::install();
+    observability::routes()
+        .into_router()
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check,
+        ))
+        .with_state(state)
 }
 
 async fn not_found() -> ApiError {

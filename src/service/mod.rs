@@ -36,7 +36,7 @@ pub use worker::FaultHook;
 use crate::job::{job_warnings, JobId, JobPlan, JobStatus, Warning};
 use crate::store::{
     this_host, CancelOutcome, DeleteOutcome, JobFilter, JobRecord, LeaseConfig, MetricSummary,
-    NewJob, Store, StoreError, Submitted,
+    NewJob, Store, StoreError, Submitted, WorkerInfo,
 };
 use crate::train::{checkpoint, DeviceSpec, EpochMetrics, StepRecord};
 
@@ -348,6 +348,11 @@ impl Service {
             }
             Err(source) => Err(ServiceError::Artifacts { id, source }),
         }
+    }
+
+    /// The live workers of every process on this database.
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>, ServiceError> {
+        Ok(self.store().workers().await?)
     }
 
     /// Receives every job event from now on.

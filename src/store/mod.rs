@@ -22,7 +22,7 @@ use async_trait::async_trait;
 
 pub use lease::{
     process_may_be_alive, this_host, Claim, Expired, HeldLease, Lease, LeaseConfig, LeaseToken,
-    Renewal, WorkerIdentity, WorkerInfo,
+    Renewal, WorkerActivity, WorkerIdentity, WorkerInfo,
 };
 pub use records::{
     CancelOutcome, DeleteOutcome, JobFilter, JobRecord, MemberUpdate, MetricSummary, NewJob,
@@ -206,11 +206,11 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         ids: &[JobId],
     ) -> Result<HashMap<JobId, MetricSummary>, StoreError>;
 
-    /// Says that `worker` is alive and what it trains, until `ttl` from now.
+    /// Says that `worker` is alive and what it trains (how fast), until `ttl` from now.
     async fn worker_heartbeat(
         &self,
         worker: &WorkerIdentity,
-        job: Option<JobId>,
+        activity: WorkerActivity,
         ttl: Duration,
     ) -> Result<(), StoreError>;
     /// Removes a worker that stops (graceful shutdown) from the listing.

@@ -10,7 +10,7 @@ use lrlab::store::{
     Backend, CancelOutcome, Claim, DeleteOutcome, Expired, HeldLease, JobFilter, JobRecord,
     JobStore, Lease, MetricSummary, NewJob, NewSweep, Renewal, Store, StoreError, StoredSweepEvent,
     Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus, SweepStep,
-    SweepSubmitted, WorkerIdentity, WorkerInfo,
+    SweepSubmitted, WorkerActivity, WorkerIdentity, WorkerInfo,
 };
 use lrlab::sweep::SweepId;
 use lrlab::train::{EpochMetrics, EpochReport, StepRecord};
@@ -141,10 +141,10 @@ impl<H: Hooks> JobStore for Hooked<H> {
     async fn worker_heartbeat(
         &self,
         worker: &WorkerIdentity,
-        job: Option<JobId>,
+        activity: WorkerActivity,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.store.worker_heartbeat(worker, job, ttl).await
+        self.store.worker_heartbeat(worker, activity, ttl).await
     }
     async fn worker_stopped(&self, worker: &WorkerIdentity) -> Result<(), StoreError> {
         self.store.worker_stopped(worker).await

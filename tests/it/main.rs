@@ -16,6 +16,7 @@ mod job_results;
 mod leases;
 mod observability;
 mod openapi;
+mod roles;
 mod schedules;
 mod server_connections;
 mod server_guards;

@@ -1,0 +1,144 @@
+//! The process roles: `lrlab serve --workers 0` (the API only) and `lrlab worker`
+//! (workers only, no API; `--metrics-bind` for Prometheus), sharing one database; and
+//! `GET /v1/workers`, which lists the workers of every process.
+
+use std::time::Duration;
+
+use lrlab::app::Node;
+use lrlab::job::{JobId, JobStatus};
+use lrlab::service::JobEvent;
+use lrlab::train::DeviceSpec;
+use serde_json::Value;
+
+use crate::support::{next_event, small_job, spawn_app, TestApp};
+
+#[tokio::test]
+async fn an_api_only_server_queues_jobs_that_a_worker_process_trains() {
+    let api = spawn_app(0).await;
+    let listed: Value = api.get("/v1/workers").await.json().await.unwrap();
+    assert_eq!(
+        listed["workers"],
+        serde_json::json!([]),
+        "an API-only server has no workers"
+    );
+    let id = api.submit(&small_job(2)).await;
+
+    let mut node_config = api.config.node.clone();
+    node_config.workers = vec![DeviceSpec::Cpu];
+    let node = Node::start(node_config, Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .expect("start the worker process");
+    let mut events = node.service.subscribe();
+    let job = node.service.job(JobId::new(id)).await.unwrap();
+    if !job.record.status.is_finished() {
+        next_event(
+            &mut events,
+            Duration::from_secs(120),
+            |event| matches!(event, JobEvent::Done { job, .. } if *job == JobId::new(id)),
+        )
+        .await;
+    }
+    let job = api.job(id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+
+    // The API lists the other process's worker, idle again once it has settled the job
+    // (its next heartbeat says so).
+    let listed = wait_for_workers(&api, |workers| {
+        workers.len() == 1 && workers[0]["job_id"].is_null()
+    })
+    .await;
+    let workers = listed["workers"].as_array().expect("a list");
+    assert_eq!(workers.len(), 1, "{listed}");
+    assert_eq!(workers[0]["name"], "worker-0");
+    assert_eq!(workers[0]["device"], "cpu");
+    assert_eq!(workers[0]["pid"], std::process::id());
+    assert_eq!(workers[0]["host"], lrlab::store::this_host());
+    assert!(workers[0]["job_id"].is_null(), "{listed}");
+    assert!(workers[0]["last_heartbeat"].as_str().is_some());
+
+    // The worker process answers Prometheus, and nothing of the API.
+    let metrics = format!(
+        "http://{}",
+        node.metrics_addr().expect("a metrics listener")
+    );
+    let scraped = reqwest::get(format!("{metrics}/metrics")).await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.unwrap();
+    assert!(text.contains("lrlab_jobs_finished_total"), "{text}");
+    let api_route = reqwest::get(format!("{metrics}/v1/jobs")).await.unwrap();
+    assert_eq!(api_route.status(), 404);
+
+    node.shutdown().await;
+    let listed: Value = api.get("/v1/workers").await.json().await.unwrap();
+    assert_eq!(
+        listed["workers"],
+        serde_json::json!([]),
+        "a worker that stops leaves the list"
+    );
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_training_worker_reports_its_job_and_throughput() {
+    let app = spawn_app(1).await;
+    let mut events = app.service().subscribe();
+    let mut body = small_job(200);
+    body["name"] = "long".into();
+    let id = app.submit(&body).await;
+    // Wait for the first epoch: the worker has reported progress by then.
+    next_event(
+        &mut events,
+        Duration::from_secs(60),
+        |event| matches!(event, JobEvent::Epoch { job, .. } if *job == JobId::new(id)),
+    )
+    .await;
+    // The worker's row carries its job from the claim on, its throughput from the first
+    // heartbeat after a progress report (default heartbeat: 5 s).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let worker = loop {
+        let listed: Value = app.get("/v1/workers").await.json().await.unwrap();
+        let worker = listed["workers"][0].clone();
+        if worker["examples_per_sec"].as_f64().is_some() || tokio::time::Instant::now() > deadline {
+            break worker;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(worker["job_id"], id, "{worker}");
+    let rate = worker["examples_per_sec"].as_f64().expect("a throughput");
+    assert!(rate > 0.0, "{worker}");
+    assert_eq!(app.cancel(id).await.status(), 202);
+    let job = app.wait_finished(id).await;
+    assert_eq!(job["status"], JobStatus::Canceled.as_str());
+    app.shutdown().await;
+}
+
+/// `GET /v1/workers` once `done` holds for its list, or its last answer after 30 s.
+async fn wait_for_workers(app: &TestApp, done: impl Fn(&[Value]) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed: Value = app.get("/v1/workers").await.json().await.unwrap();
+        let workers = listed["workers"].as_array().expect("a list of workers");
+        if done(workers) || tokio::time::Instant::now() > deadline {
+            return listed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn a_worker_process_without_workers_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lrlab"))
+        .args(["worker", "--workers", "0", "--db"])
+        .arg(format!(
+            "sqlite://{}",
+            dir.path().join("lrlab.db").display()
+        ))
+        .arg("--artifacts-dir")
+        .arg(dir.path().join("artifacts"))
+        .output()
+        .expect("run lrlab worker");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at least 1 worker"), "{stderr}");
+}
