@@ -200,6 +200,7 @@ async fn open_node(config: &NodeConfig) -> anyhow::Result<(Store, Service)> {
     // (they wait in the queue), says why in the log and in /readyz, and the server
     // keeps serving.
     let store = store::open(&config.db).await?;
+    refuse_unshared_artifacts(&store, &config.artifacts_dir).await?;
     let service = Service::start(
         store.clone(),
         ServiceConfig {
@@ -240,6 +241,41 @@ impl Listening {
     async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.server.await;
+    }
+}
+
+/// A local artifacts directory is seen by this machine only: once workers of another
+/// machine share the database, each would resume the other's jobs without their
+/// checkpoints and serve weights it does not have. Refuse to start instead.
+async fn refuse_unshared_artifacts(store: &Store, dir: &Path) -> anyhow::Result<()> {
+    if store.backend().serves_one_host() {
+        // SQLite refuses a second machine outright (`JobStore::check_host`).
+        return Ok(());
+    }
+    let here = store::this_host();
+    let other_worker = store
+        .workers()
+        .await?
+        .into_iter()
+        .map(|info| info.worker)
+        .chain(
+            store
+                .held_leases()
+                .await?
+                .into_iter()
+                .map(|held| held.worker),
+        )
+        .find(|worker| worker.host != here);
+    match other_worker {
+        Some(worker) => anyhow::bail!(
+            "workers of host `{}` ({worker}) use this database, but the artifacts directory \
+             {} is local to `{here}`: jobs that move between the machines would lose their \
+             checkpoints and weights. Give every process the same object store \
+             (--artifacts s3://bucket/prefix), or run all workers on one machine",
+            worker.host,
+            dir.display()
+        ),
+        None => Ok(()),
     }
 }
 

@@ -4,13 +4,15 @@
 
 use std::time::Duration;
 
-use lrlab::app::Node;
+use lrlab::app::{App, Node};
 use lrlab::job::{JobId, JobStatus};
 use lrlab::service::JobEvent;
+use lrlab::store::{WorkerActivity, WorkerIdentity};
 use lrlab::train::DeviceSpec;
 use serde_json::Value;
 
-use crate::support::{next_event, small_job, spawn_app, TestApp};
+use crate::support::{next_event, small_job, spawn_app, test_config, TestApp};
+use crate::test_db::TestDb;
 
 #[tokio::test]
 async fn an_api_only_server_queues_jobs_that_a_worker_process_trains() {
@@ -141,4 +143,52 @@ fn a_worker_process_without_workers_is_refused() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("at least 1 worker"), "{stderr}");
+}
+
+/// A worker of another machine on `url`'s database, alive for a minute.
+async fn other_host_worker(url: &str) -> lrlab::store::Store {
+    let store = lrlab::store::open(url).await.expect("open the store");
+    let elsewhere = WorkerIdentity {
+        name: "worker-0".to_string(),
+        host: "gpu-elsewhere".to_string(),
+        pid: 4242,
+        device: "cuda:0".to_string(),
+    };
+    store
+        .worker_heartbeat(&elsewhere, WorkerActivity::IDLE, Duration::from_secs(60))
+        .await
+        .unwrap();
+    store
+}
+
+#[tokio::test]
+async fn a_local_artifacts_dir_is_refused_while_another_machine_works_on_the_database() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let _elsewhere = other_host_worker(&db.url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path(), 1, dir.path().join("data"));
+    config.node.db = db.url.clone();
+    let error = match App::start(config.clone()).await {
+        Ok(_) => panic!("a local artifacts directory must not be shared across machines"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("gpu-elsewhere"), "{error}");
+    assert!(error.contains("--artifacts s3://"), "{error}");
+    // A worker process is refused alike.
+    assert!(Node::start(config.node, None).await.is_err());
+}
+
+#[tokio::test]
+async fn sqlite_is_refused_while_another_machine_works_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), 1, dir.path().join("data"));
+    let _elsewhere = other_host_worker(&config.node.db).await;
+    let error = match Node::start(config.node, None).await {
+        Ok(_) => panic!("SQLite must not be shared across machines"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("gpu-elsewhere"), "{error}");
+    assert!(error.contains("PostgreSQL"), "{error}");
 }
