@@ -268,6 +268,19 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Deletes a finished sweep with its members and their metrics.
     async fn delete_sweep(&self, id: SweepId) -> Result<SweepDeleteOutcome, StoreError>;
 
+    /// Sends `payload` to the processes subscribed to this database (PostgreSQL's
+    /// `NOTIFY`; at most 8000 bytes). A backend that carries no messages drops it.
+    async fn publish(&self, payload: &str) -> Result<(), StoreError> {
+        let _ = payload;
+        Ok(())
+    }
+    /// What processes publish on this database from now on (its own messages included),
+    /// best effort; `None` where the backend carries no messages (SQLite: events stay in
+    /// their process).
+    async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        Ok(None)
+    }
+
     /// Checks that the database answers a query that reads its tables.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Closes every connection (at shutdown).

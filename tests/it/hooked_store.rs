@@ -191,6 +191,12 @@ impl<H: Hooks> JobStore for Hooked<H> {
     async fn delete_sweep(&self, id: SweepId) -> Result<SweepDeleteOutcome, StoreError> {
         self.store.delete_sweep(id).await
     }
+    async fn publish(&self, payload: &str) -> Result<(), StoreError> {
+        self.store.publish(payload).await
+    }
+    async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        self.store.subscribe().await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await
     }

@@ -192,3 +192,70 @@ async fn sqlite_is_refused_while_another_machine_works_on_it() {
     assert!(error.contains("gpu-elsewhere"), "{error}");
     assert!(error.contains("PostgreSQL"), "{error}");
 }
+
+#[tokio::test]
+async fn an_api_replica_streams_the_events_of_a_job_trained_by_another_process() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = crate::support::write_data(dir.path());
+    let mut config = test_config(dir.path(), 0, data);
+    config.node.db = db.url.clone();
+    let api = App::start(config.clone()).await.expect("start the API");
+    let mut worker_config = config.node.clone();
+    worker_config.workers = vec![DeviceSpec::Cpu];
+    let node = Node::start(worker_config, None)
+        .await
+        .expect("start the worker");
+
+    // The API process has no workers: whatever it hears of the job came from the other
+    // process, through the database.
+    let mut events = api.service.subscribe();
+    let base = format!("http://{}", api.addr);
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{base}/v1/jobs"))
+        .json(&small_job(3))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = JobId::new(created["id"].as_i64().expect("an id"));
+    let mut epochs = Vec::new();
+    let mut statuses = Vec::new();
+    loop {
+        let event = next_event(&mut events, Duration::from_secs(120), |event| {
+            event.job() == id
+        })
+        .await;
+        match event {
+            JobEvent::Epoch { metrics, .. } => epochs.push(metrics.epoch),
+            JobEvent::Status { status, .. } => statuses.push(status),
+            JobEvent::Done { status, .. } => {
+                assert_eq!(status, JobStatus::Succeeded);
+                break;
+            }
+            JobEvent::Progress { .. } => panic!("progress ticks stay in their process"),
+        }
+    }
+    assert_eq!(epochs, [1, 2, 3], "every epoch, once, in order");
+    assert_eq!(statuses, [JobStatus::Running, JobStatus::Succeeded]);
+
+    // An SSE client of the API replica gets the job's whole story and its end.
+    let sse = client
+        .get(format!("{base}/v1/jobs/{id}/events"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(sse.matches("event: epoch").count(), 3, "{sse}");
+    assert!(sse.contains("event: done"), "{sse}");
+
+    node.shutdown().await;
+    api.shutdown().await;
+}

@@ -68,6 +68,7 @@ on_both_backends!(
     held_leases_name_their_workers_and_release_requeues_at_once,
     workers_are_listed_while_their_heartbeats_last,
     single_host_backends_refuse_a_database_another_host_uses,
+    published_messages_reach_subscribers_in_order_where_the_backend_carries_them,
     ping_answers,
 );
 
@@ -753,6 +754,36 @@ async fn single_host_backends_refuse_a_database_another_host_uses(store: Store) 
         .await
         .unwrap();
     store.check_host("here").await.unwrap();
+}
+
+async fn published_messages_reach_subscribers_in_order_where_the_backend_carries_them(
+    store: Store,
+) {
+    let subscription = store.subscribe().await.unwrap();
+    let Some(mut messages) = subscription else {
+        assert_eq!(store.backend(), Backend::Sqlite, "only SQLite carries none");
+        store.publish("dropped").await.unwrap();
+        return;
+    };
+    let mut second = store
+        .subscribe()
+        .await
+        .unwrap()
+        .expect("a second subscriber");
+    for payload in ["one", "two", r#"{"kind":"queued"}"#] {
+        store.publish(payload).await.unwrap();
+    }
+    for receiver in [&mut messages, &mut second] {
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let payload = tokio::time::timeout(Duration::from_secs(10), receiver.recv())
+                .await
+                .expect("a message within 10 s")
+                .expect("the subscription lasts");
+            got.push(payload);
+        }
+        assert_eq!(got, ["one", "two", r#"{"kind":"queued"}"#]);
+    }
 }
 
 async fn ping_answers(store: Store) {

@@ -9,6 +9,7 @@
 
 mod jobs;
 mod metrics;
+mod notify;
 mod queue;
 mod sweeps;
 mod workers;
@@ -207,6 +208,12 @@ impl JobStore for PostgresStore {
     }
     async fn delete_sweep(&self, id: SweepId) -> Result<SweepDeleteOutcome, StoreError> {
         self.remove_sweep(id).await
+    }
+    async fn publish(&self, payload: &str) -> Result<(), StoreError> {
+        self.notify(payload).await
+    }
+    async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        Ok(Some(self.listen().await?))
     }
     async fn ping(&self) -> Result<(), StoreError> {
         // Reads the queue index and the last page of the jobs table, as SQLite's does.
