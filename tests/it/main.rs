@@ -4,6 +4,7 @@
 
 mod api_jobs;
 mod browser;
+mod cluster;
 mod compare_charts;
 mod crash_recovery;
 mod hooked_store;
