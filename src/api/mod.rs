@@ -24,6 +24,7 @@ mod request_id;
 mod routes;
 mod schedules;
 mod sweeps;
+mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +96,7 @@ fn all_routes() -> Routes<AppState> {
         .merge(compare::routes())
         .merge(charts::routes())
         .merge(sweeps::routes())
+        .merge(workers::routes())
         .merge(dashboard::routes())
 }
 
@@ -132,6 +134,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(layers)
         .layer(axum::middleware::from_fn(observability::track))
+}
+
+/// `GET /metrics` alone, for `lrlab worker --metrics-bind`: a worker has no API, but
+/// Prometheus scrapes it like any server (with the same host checks).
+pub fn metrics_router(state: AppState) -> Router {
+    crate::observability::install();
+    observability::routes()
+        .into_router()
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check,
+        ))
+        .with_state(state)
 }
 
 async fn not_found() -> ApiError {

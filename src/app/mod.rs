@@ -1,4 +1,5 @@
-//! Assembling a running lrlab: store, job service, HTTP routes and listener.
+//! Assembling a running lrlab: store, job service, HTTP routes and listener — the API
+//! with its workers ([`App`], `lrlab serve`) or workers alone ([`Node`], `lrlab worker`).
 //!
 //! `lrlab serve` and the integration tests build the server with the same
 //! [`App::start`], so what the tests exercise is what users run. Everything
@@ -26,88 +27,72 @@ use crate::train::DeviceSpec;
 /// After a shutdown signal the process exits within this time, whatever runs.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Everything a server needs to start; `lrlab serve`'s options map onto it.
+/// What every process that takes part in the queue needs: `lrlab serve` (with the API)
+/// and `lrlab worker` (without) share it.
 #[derive(Debug, Clone)]
-pub struct AppConfig {
-    /// Address and port to listen on (port 0: any free port).
-    pub bind: SocketAddr,
+pub struct NodeConfig {
     /// Database URL, e.g. `sqlite://lrlab.db`.
     pub db: String,
-    /// One worker per entry, bound to that device.
+    /// One worker per entry, bound to that device (none: this process trains nothing).
     pub workers: Vec<DeviceSpec>,
     /// Checkpoints and weights go to `<artifacts_dir>/<job id>/`.
     pub artifacts_dir: PathBuf,
     /// Where Fashion-MNIST is and whether it may be downloaded.
     pub data: DataConfig,
-    /// `Host` values accepted besides the loopback names on a loopback bind
-    /// (`None` on another bind: any host).
-    pub allowed_hosts: Option<Vec<String>>,
-    /// Connection limits of the listener.
-    pub limits: ConnectionLimits,
     /// Workers' heartbeat interval and lease length (`docs/QUEUE.md`).
     pub lease: LeaseConfig,
     /// Whether workers train sweep members in lockstep groups (when their sweep asks).
     pub lockstep: bool,
 }
 
-/// A running server.
+/// Everything a server needs to start; `lrlab serve`'s options map onto it.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Address and port to listen on (port 0: any free port).
+    pub bind: SocketAddr,
+    /// The store, the workers and their leases.
+    pub node: NodeConfig,
+    /// `Host` values accepted besides the loopback names on a loopback bind
+    /// (`None` on another bind: any host).
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Connection limits of the listener.
+    pub limits: ConnectionLimits,
+}
+
+/// A running server: the API over a [`Node`].
 pub struct App {
     /// Where it listens (the real port when bound to port 0).
     pub addr: SocketAddr,
     /// Its job service.
     pub service: Service,
-    store: Store,
-    stop: watch::Sender<bool>,
-    server: JoinHandle<()>,
+    node: Node,
+    listening: Listening,
 }
 
 impl App {
     /// Checks the configuration, opens the store, starts the workers and starts listening.
     pub async fn start(config: AppConfig) -> anyhow::Result<App> {
-        check_artifacts_dir(&config.artifacts_dir)?;
-        anyhow::ensure!(
-            config.lease.ttl > config.lease.heartbeat,
-            "the lease ({:?}) must last longer than the heartbeat interval ({:?}), or every job would lose its lease",
-            config.lease.ttl,
-            config.lease.heartbeat
-        );
-        // Devices are opened by their workers: one that cannot be opened takes no jobs
-        // (they wait in the queue), says why in the log and in /readyz, and the server
-        // keeps serving.
-        let store = store::open(&config.db).await?;
-        let service = Service::start(
-            store.clone(),
-            ServiceConfig {
-                workers: config.workers.clone(),
-                artifacts_dir: config.artifacts_dir.clone(),
-                data: config.data.clone(),
-                lease: config.lease,
-                fault: None,
-                lockstep: config.lockstep,
-            },
-        )
-        .await?;
+        let (store, service) = open_node(&config.node).await?;
         let hosts = HostPolicy::for_bind(config.bind, config.allowed_hosts.clone());
         let router = api::router(AppState::new(service.clone(), hosts));
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("could not listen on {}", config.bind))?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = watch::channel(false);
-        let server = tokio::spawn(listener::serve(listener, router, config.limits, stopped));
-        tracing::info!(address = %addr, db = %store::redact_url(&config.db), "lrlab listening on http://{addr}");
+        let listening = Listening::start(config.bind, router, config.limits).await?;
+        let addr = listening.addr;
+        tracing::info!(address = %addr, db = %store::redact_url(&config.node.db), "lrlab listening on http://{addr}");
         Ok(App {
             addr,
-            service,
-            store,
-            stop,
-            server,
+            service: service.clone(),
+            node: Node {
+                service,
+                store,
+                metrics: None,
+            },
+            listening,
         })
     }
 
     /// The job store it opened.
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.node.store
     }
 
     /// Serves until `signal` resolves, then shuts down gracefully.
@@ -120,11 +105,79 @@ impl App {
     /// back to the queue and resume from their checkpoint), end event streams, let open
     /// requests finish, close the database; within [`SHUTDOWN_DEADLINE`].
     pub async fn shutdown(self) {
+        let App {
+            node, listening, ..
+        } = self;
+        node.shutdown_with(Some(listening)).await;
+    }
+}
+
+/// A process of the queue without the API (`lrlab worker`): its workers, the expiry sweep,
+/// sweep coordinators and, when asked, a Prometheus listener.
+pub struct Node {
+    /// Its job service.
+    pub service: Service,
+    store: Store,
+    metrics: Option<Listening>,
+}
+
+impl Node {
+    /// Checks the configuration, opens the store, starts the workers, and serves
+    /// `GET /metrics` (nothing else) on `metrics_bind` if one is given.
+    pub async fn start(
+        config: NodeConfig,
+        metrics_bind: Option<SocketAddr>,
+    ) -> anyhow::Result<Node> {
+        let (store, service) = open_node(&config).await?;
+        let metrics = match metrics_bind {
+            Some(bind) => {
+                let router = api::metrics_router(AppState::new(
+                    service.clone(),
+                    HostPolicy::for_bind(bind, None),
+                ));
+                let listening = Listening::start(bind, router, ConnectionLimits::default()).await?;
+                tracing::info!(address = %listening.addr, "Prometheus metrics on http://{}/metrics", listening.addr);
+                Some(listening)
+            }
+            None => None,
+        };
+        tracing::info!(workers = config.workers.len(), db = %store::redact_url(&config.db), "lrlab worker started");
+        Ok(Node {
+            service,
+            store,
+            metrics,
+        })
+    }
+
+    /// Where its metrics listener listens, if it has one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|listening| listening.addr)
+    }
+
+    /// The job store it opened.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Works until `signal` resolves, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+        signal.await;
+        self.shutdown().await;
+    }
+
+    /// Graceful shutdown, as [`App::shutdown`]: running jobs go back to the queue at once.
+    pub async fn shutdown(mut self) {
+        let metrics = self.metrics.take();
+        self.shutdown_with(metrics).await;
+    }
+
+    async fn shutdown_with(self, listening: Option<Listening>) {
         tracing::info!("shutting down: no new jobs are claimed; running jobs go back to the queue");
         self.service.begin_shutdown();
-        let _ = self.stop.send(true);
         let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, async {
-            let _ = self.server.await;
+            if let Some(listening) = listening {
+                listening.stop().await;
+            }
             self.service.shutdown().await;
         })
         .await;
@@ -133,6 +186,99 @@ impl App {
         }
         self.store.close().await;
         tracing::info!("stopped");
+    }
+}
+
+/// Checks a node's configuration, opens its store and starts its service.
+async fn open_node(config: &NodeConfig) -> anyhow::Result<(Store, Service)> {
+    check_artifacts_dir(&config.artifacts_dir)?;
+    anyhow::ensure!(
+        config.lease.ttl > config.lease.heartbeat,
+        "the lease ({:?}) must last longer than the heartbeat interval ({:?}), or every job would lose its lease",
+        config.lease.ttl,
+        config.lease.heartbeat
+    );
+    // Devices are opened by their workers: one that cannot be opened takes no jobs
+    // (they wait in the queue), says why in the log and in /readyz, and the server
+    // keeps serving.
+    let store = store::open(&config.db).await?;
+    refuse_unshared_artifacts(&store, &config.artifacts_dir).await?;
+    let service = Service::start(
+        store.clone(),
+        ServiceConfig {
+            workers: config.workers.clone(),
+            artifacts_dir: config.artifacts_dir.clone(),
+            data: config.data.clone(),
+            lease: config.lease,
+            fault: None,
+            lockstep: config.lockstep,
+        },
+    )
+    .await?;
+    Ok((store, service))
+}
+
+/// An HTTP listener and its accept loop.
+struct Listening {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+}
+
+impl Listening {
+    async fn start(
+        bind: SocketAddr,
+        router: axum::Router,
+        limits: ConnectionLimits,
+    ) -> anyhow::Result<Listening> {
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("could not listen on {bind}"))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(listener::serve(listener, router, limits, stopped));
+        Ok(Listening { addr, stop, server })
+    }
+
+    /// Stops accepting and lets open requests finish.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+    }
+}
+
+/// A local artifacts directory is seen by this machine only: once workers of another
+/// machine share the database, each would resume the other's jobs without their
+/// checkpoints and serve weights it does not have. Refuse to start instead.
+async fn refuse_unshared_artifacts(store: &Store, dir: &Path) -> anyhow::Result<()> {
+    if store.backend().serves_one_host() {
+        // SQLite refuses a second machine outright (`JobStore::check_host`).
+        return Ok(());
+    }
+    let here = store::this_host();
+    let other_worker = store
+        .workers()
+        .await?
+        .into_iter()
+        .map(|info| info.worker)
+        .chain(
+            store
+                .held_leases()
+                .await?
+                .into_iter()
+                .map(|held| held.worker),
+        )
+        .find(|worker| worker.host != here);
+    match other_worker {
+        Some(worker) => anyhow::bail!(
+            "workers of host `{}` ({worker}) use this database, but the artifacts directory \
+             {} is local to `{here}`: jobs that move between the machines would lose their \
+             checkpoints and weights. Give every process the same object store \
+             (--artifacts s3://bucket/prefix), or run all workers on one machine",
+            worker.host,
+            dir.display()
+        ),
+        None => Ok(()),
     }
 }
 

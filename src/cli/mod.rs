@@ -1,4 +1,4 @@
-//! The `lrlab` command line: `serve`, `train`, `sweep`, `preview`, `bench`.
+//! The `lrlab` command line: `serve`, `worker`, `train`, `sweep`, `preview`, `bench`.
 //!
 //! Front-ends only: each command parses its options and calls the engines
 //! (`train`, `preview`) or the server assembly (`app`); the engines know
@@ -44,8 +44,11 @@ pub enum LogFormat {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server and its training workers.
+    /// Run the HTTP server and its training workers (`--workers 0`: the API only).
     Serve(serve::ServeArgs),
+    /// Run training workers only, on a shared database (no API; `--metrics-bind` for
+    /// Prometheus).
+    Worker(serve::WorkerArgs),
     /// Train one network in the foreground, with a progress bar.
     Train(train::TrainArgs),
     /// Print a schedule's learning rates (table, CSV, JSON or SVG) without training.
@@ -63,19 +66,8 @@ const RUNTIME_EXIT_GRACE: Duration = Duration::from_secs(1);
 /// Runs a parsed command line; the process exit code says whether it worked.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|runtime| {
-                let served = runtime.block_on(serve::serve(args));
-                // Dropping a runtime waits for every blocking thread, however long: a
-                // training thread that has not reached its next batch yet (a data download,
-                // a long evaluation) would hold the exit past the shutdown deadline. Its job
-                // is still `running` in the store and is re-queued at the next start.
-                runtime.shutdown_timeout(RUNTIME_EXIT_GRACE);
-                served
-            }),
+        Command::Serve(args) => run_server(serve::serve(args)),
+        Command::Worker(args) => run_server(serve::work(args)),
         Command::Train(args) => train::run_train(args),
         Command::Preview(args) => preview::run_preview(args, &mut std::io::stdout().lock()),
         Command::Bench(args) => bench::run_bench(args),
@@ -90,12 +82,31 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Runs a long-lived process (`serve`, `worker`) on a multi-threaded runtime.
+fn run_server(
+    process: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            let served = runtime.block_on(process);
+            // Dropping a runtime waits for every blocking thread, however long: a
+            // training thread that has not reached its next batch yet (a data download,
+            // a long evaluation) would hold the exit past the shutdown deadline. Its job
+            // is still `running` in the store and is re-queued at the next start.
+            runtime.shutdown_timeout(RUNTIME_EXIT_GRACE);
+            served
+        })
+}
+
 impl Command {
     /// The log level when `LRLAB_LOG` says nothing: the server logs what it does; commands
     /// that draw progress bars only log problems.
     pub fn default_log_level(&self) -> &'static str {
         match self {
-            Command::Serve(_) => "info",
+            Command::Serve(_) | Command::Worker(_) => "info",
             _ => "warn",
         }
     }

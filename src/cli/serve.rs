@@ -1,26 +1,26 @@
-//! `lrlab serve`: the options of the HTTP server with its workers, and its signals.
+//! `lrlab serve` (the HTTP API with its workers) and `lrlab worker` (workers only): their
+//! options and signals.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::app::{App, AppConfig, ConnectionLimits};
+use crate::app::{App, AppConfig, ConnectionLimits, Node, NodeConfig};
 use crate::service::DataConfig;
 use crate::store::LeaseConfig;
 use crate::train::DeviceSpec;
 
-/// Configuration of `lrlab serve`; every option can also come from the environment.
+/// What every process that runs jobs or reads the queue needs: the database, the
+/// artifacts, the workers and their leases. `lrlab serve` and `lrlab worker` share it.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ServeArgs {
-    /// Address and port to listen on.
-    #[arg(long, env = "LRLAB_BIND", default_value = "127.0.0.1:8080")]
-    pub bind: SocketAddr,
+pub struct NodeArgs {
     /// Database URL: `sqlite://lrlab.db` (one machine; the file is created if missing) or
     /// `postgres://user:password@host/db` (one queue for workers on several machines).
     #[arg(long, env = "LRLAB_DATABASE_URL", default_value = "sqlite://lrlab.db")]
     pub db: String,
-    /// Workers per device: jobs trained at the same time on each device.
-    #[arg(long, env = "LRLAB_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Workers per device: jobs trained at the same time on each device (0 with `serve`:
+    /// the API only, workers run elsewhere with `lrlab worker`).
+    #[arg(long, env = "LRLAB_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=64))]
     pub workers: u16,
     /// Devices to train on, comma-separated: `cpu`, or `cuda:0,cuda:1` (with the `cuda` feature).
     #[arg(
@@ -40,17 +40,6 @@ pub struct ServeArgs {
     /// Checkpoints and weights go to `<artifacts-dir>/<job id>/`; checked at start-up.
     #[arg(long, env = "LRLAB_ARTIFACTS_DIR", default_value = "lrlab-artifacts")]
     pub artifacts_dir: PathBuf,
-    /// `Host` header values to accept, comma-separated (`lab.example.org`, `10.0.0.5:8080`).
-    /// On a loopback bind only loopback names are accepted unless listed here (this stops
-    /// DNS-rebinding attacks); on other binds any host is accepted unless a list is given.
-    #[arg(long, env = "LRLAB_ALLOWED_HOSTS", value_delimiter = ',')]
-    pub allowed_hosts: Vec<String>,
-    /// Connections served at once; further clients wait to be accepted.
-    #[arg(long, env = "LRLAB_MAX_CONNECTIONS", default_value_t = 1024)]
-    pub max_connections: usize,
-    /// Seconds a client may take to send a request's headers (idle connections included).
-    #[arg(long, env = "LRLAB_HEADER_TIMEOUT", default_value_t = 20)]
-    pub header_timeout: u64,
     /// Seconds between a worker's heartbeats, which renew the leases on its jobs.
     #[arg(long, env = "LRLAB_HEARTBEAT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub heartbeat: u64,
@@ -71,28 +60,21 @@ pub enum Switch {
     Off,
 }
 
-impl ServeArgs {
-    /// The server configuration: `workers` slots on each device.
-    pub fn app_config(&self) -> AppConfig {
+impl NodeArgs {
+    /// The process's store, workers (`workers` slots on each device) and leases.
+    pub fn node_config(&self) -> NodeConfig {
         let workers = self
             .device
             .iter()
             .flat_map(|device| std::iter::repeat_n(*device, usize::from(self.workers)))
             .collect();
-        AppConfig {
-            bind: self.bind,
+        NodeConfig {
             db: self.db.clone(),
             workers,
             artifacts_dir: self.artifacts_dir.clone(),
             data: DataConfig {
                 dir: self.data_dir.clone(),
                 allow_download: !self.no_download,
-            },
-            allowed_hosts: (!self.allowed_hosts.is_empty()).then(|| self.allowed_hosts.clone()),
-            limits: ConnectionLimits {
-                max_connections: self.max_connections,
-                header_read_timeout: Duration::from_secs(self.header_timeout.max(1)),
-                ..ConnectionLimits::default()
             },
             lease: LeaseConfig {
                 heartbeat: Duration::from_secs(self.heartbeat),
@@ -103,10 +85,68 @@ impl ServeArgs {
     }
 }
 
+/// Configuration of `lrlab serve`; every option can also come from the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "LRLAB_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// `Host` header values to accept, comma-separated (`lab.example.org`, `10.0.0.5:8080`).
+    /// On a loopback bind only loopback names are accepted unless listed here (this stops
+    /// DNS-rebinding attacks); on other binds any host is accepted unless a list is given.
+    #[arg(long, env = "LRLAB_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Connections served at once; further clients wait to be accepted.
+    #[arg(long, env = "LRLAB_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers (idle connections included).
+    #[arg(long, env = "LRLAB_HEADER_TIMEOUT", default_value_t = 20)]
+    pub header_timeout: u64,
+}
+
+impl ServeArgs {
+    /// The server configuration.
+    pub fn app_config(&self) -> AppConfig {
+        AppConfig {
+            bind: self.bind,
+            node: self.node.node_config(),
+            allowed_hosts: (!self.allowed_hosts.is_empty()).then(|| self.allowed_hosts.clone()),
+            limits: ConnectionLimits {
+                max_connections: self.max_connections,
+                header_read_timeout: Duration::from_secs(self.header_timeout.max(1)),
+                ..ConnectionLimits::default()
+            },
+        }
+    }
+}
+
+/// Configuration of `lrlab worker`: the workers of `serve` without its HTTP API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Serve Prometheus metrics (`GET /metrics`, nothing else) on this address.
+    #[arg(long, env = "LRLAB_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+}
+
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = App::start(args.app_config()).await?;
     app.run_until(shutdown_signal()).await;
+    Ok(())
+}
+
+/// Runs workers (no API) until SIGINT or SIGTERM; then their jobs go back to the queue.
+pub async fn work(args: WorkerArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.node.workers > 0,
+        "`lrlab worker --workers 0` would run nothing: give at least 1 worker per device"
+    );
+    let node = Node::start(args.node.node_config(), args.metrics_bind).await?;
+    node.run_until(shutdown_signal()).await;
     Ok(())
 }
 

@@ -2,13 +2,15 @@
 //! database restart, the sweep that re-queues jobs of dead workers, and the start-up
 //! recovery of this machine's crashed processes. The rules are in `docs/QUEUE.md`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{JobEvent, Service};
 use crate::job::{JobId, JobStatus};
-use crate::store::{process_may_be_alive, Lease, LeaseConfig, Store, StoreError, WorkerIdentity};
+use crate::store::{
+    process_may_be_alive, Lease, LeaseConfig, Store, StoreError, WorkerActivity, WorkerIdentity,
+};
 
 /// How long a failed fenced write waits before it is tried again.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
@@ -25,6 +27,9 @@ pub(super) struct HeldJob {
     settling: AtomicBool,
     /// When the database last confirmed the lease (claim, heartbeat or fenced write).
     confirmed: Mutex<Instant>,
+    /// The latest training throughput (examples/s, as `f64` bits; NaN: none yet), which
+    /// the heartbeat reports in the `workers` table.
+    examples_per_sec: AtomicU64,
     config: LeaseConfig,
 }
 
@@ -36,6 +41,7 @@ impl HeldJob {
             lost: AtomicBool::new(false),
             settling: AtomicBool::new(false),
             confirmed: Mutex::new(Instant::now()),
+            examples_per_sec: AtomicU64::new(f64::NAN.to_bits()),
             config,
         }
     }
@@ -50,6 +56,18 @@ impl HeldJob {
 
     pub(super) fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Notes the job's latest training throughput.
+    pub(super) fn set_examples_per_sec(&self, rate: f64) {
+        self.examples_per_sec
+            .store(rate.to_bits(), Ordering::Relaxed);
+    }
+
+    /// What the worker is doing, for its heartbeat.
+    fn activity(&self) -> WorkerActivity {
+        let rate = f64::from_bits(self.examples_per_sec.load(Ordering::Relaxed));
+        WorkerActivity::training(self.lease.job, rate.is_finite().then_some(rate))
     }
 
     /// Says that the job's end is being stored (its lease ends with it).
@@ -155,7 +173,7 @@ impl Heartbeat {
                     }
                 }
                 if let Err(err) = store
-                    .worker_heartbeat(&worker, Some(held.lease.job), config.ttl)
+                    .worker_heartbeat(&worker, held.activity(), config.ttl)
                     .await
                 {
                     tracing::debug!(error = %err, "could not record the worker's heartbeat");

@@ -5,9 +5,12 @@
 //! events, so each rule of the life cycle lives in one place. One worker task
 //! per device slot claims jobs and trains each on a blocking thread (never on
 //! the async runtime's threads). A submission wakes idle workers through a
-//! [`Notify`]; a slow poll is the fallback. Every stored epoch and every
-//! progress tick is also broadcast to SSE clients.
+//! [`Notify`] — and, on PostgreSQL, those of other processes through `NOTIFY`
+//! (`cluster.rs`); a slow poll is the fallback. Every stored epoch and every
+//! progress tick is also broadcast to SSE clients, and epochs and status changes
+//! to the other processes on the database.
 
+mod cluster;
 mod datasets;
 mod error;
 mod events;
@@ -36,7 +39,7 @@ pub use worker::FaultHook;
 use crate::job::{job_warnings, JobId, JobPlan, JobStatus, Warning};
 use crate::store::{
     this_host, CancelOutcome, DeleteOutcome, JobFilter, JobRecord, LeaseConfig, MetricSummary,
-    NewJob, Store, StoreError, Submitted,
+    NewJob, Store, StoreError, Submitted, WorkerInfo,
 };
 use crate::train::{checkpoint, DeviceSpec, EpochMetrics, StepRecord};
 
@@ -125,6 +128,8 @@ struct Inner {
     config: ServiceConfig,
     wake: Notify,
     events: broadcast::Sender<JobEvent>,
+    /// Messages to the other processes on the database, where the backend carries them.
+    outbox: Option<cluster::Outbox>,
     /// Stop flags of the jobs this process is training, checked between batches.
     running: Mutex<HashMap<JobId, Arc<AtomicBool>>>,
     shutting_down: AtomicBool,
@@ -151,7 +156,12 @@ impl Service {
             tracing::warn!(jobs = ?requeued, "re-queued jobs left running by an earlier process; they resume from their last checkpoint");
         }
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let messages = store.subscribe().await?;
+        let outbox = messages
+            .is_some()
+            .then(|| cluster::Outbox::start(store.clone()));
         let service = Service(Arc::new(Inner {
+            outbox,
             datasets: DatasetCache::new(config.data.clone()),
             store,
             config,
@@ -184,6 +194,9 @@ impl Service {
         }
         {
             let mut workers = service.0.workers.lock().await;
+            if let (Some(messages), Some(outbox)) = (messages, &service.0.outbox) {
+                workers.spawn(cluster::relay(service.clone(), messages, outbox.origin()));
+            }
             workers.spawn(lease::sweep_expired(service.clone()));
             for (slot, device) in service.0.config.workers.iter().enumerate() {
                 let worker = worker::Worker::new(service.clone(), slot, *device);
@@ -216,7 +229,7 @@ impl Service {
         match submitted {
             Submitted::Created(record) => {
                 tracing::info!(job = %record.id, name = %record.spec.name, "job queued");
-                self.0.wake.notify_waiters();
+                self.jobs_queued();
                 Ok(Submission::Created(self.details(record).await?))
             }
             Submitted::Replayed(record) => Ok(Submission::Replayed(self.details(record).await?)),
@@ -352,6 +365,11 @@ impl Service {
         }
     }
 
+    /// The live workers of every process on this database.
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>, ServiceError> {
+        Ok(self.store().workers().await?)
+    }
+
     /// Receives every job event from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
         self.0.events.subscribe()
@@ -485,9 +503,29 @@ impl Service {
         }
     }
 
+    /// Tells this process's subscribers of `event`, and the other processes on the
+    /// database of the events they relay.
     fn emit(&self, event: JobEvent) {
+        if let Some(outbox) = &self.0.outbox {
+            if let Some(body) = cluster::Body::of(&event) {
+                outbox.send(body);
+            }
+        }
+        self.broadcast(event);
+    }
+
+    /// Tells this process's subscribers of `event`.
+    fn broadcast(&self, event: JobEvent) {
         // No subscriber is fine: events are a convenience, the store is the truth.
         let _ = self.0.events.send(event);
+    }
+
+    /// Wakes idle workers, this process's and (through the database) the others'.
+    fn jobs_queued(&self) {
+        self.0.wake.notify_waiters();
+        if let Some(outbox) = &self.0.outbox {
+            outbox.send(cluster::Body::Queued);
+        }
     }
 
     fn running_jobs(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Arc<AtomicBool>>> {

@@ -120,7 +120,7 @@ impl Service {
         match submitted {
             SweepSubmitted::Created(record) => {
                 tracing::info!(sweep = %record.id, name = %record.name, members = plan.members.len(), "sweep queued");
-                self.0.wake.notify_waiters();
+                self.jobs_queued();
                 Ok(SweepSubmission::Created(self.sweep(record.id).await?))
             }
             SweepSubmitted::Replayed(record) => {
@@ -357,7 +357,7 @@ impl Service {
             }
         }
         if wake {
-            self.0.wake.notify_waiters();
+            self.jobs_queued();
         }
     }
 

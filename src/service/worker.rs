@@ -12,7 +12,7 @@ use candle_core::Device;
 use super::lease::{Heartbeat, HeldJob};
 use super::{JobEvent, ProgressEvent, Service};
 use crate::job::{FailureCode, InvalidJob, JobError, JobId, JobPlan, JobStatus};
-use crate::store::{Claim, JobRecord, StoreError, WorkerIdentity};
+use crate::store::{Claim, JobRecord, StoreError, WorkerActivity, WorkerIdentity};
 use crate::train::{self, DeviceSpec, EpochReport, Progress, RunSpec, TrainError, TrainObserver};
 
 mod lockstep;
@@ -108,7 +108,7 @@ impl Worker {
                 Ok(None) => {
                     if last_beat.is_none_or(|at| at.elapsed() >= lease.heartbeat) {
                         last_beat = Some(Instant::now());
-                        self.beat(None).await;
+                        self.beat(WorkerActivity::IDLE).await;
                     }
                     let _ = tokio::time::timeout(IDLE_POLL, woken).await;
                 }
@@ -125,12 +125,12 @@ impl Worker {
     }
 
     /// Tells the `workers` table this worker is alive (and what it trains).
-    async fn beat(&self, job: Option<JobId>) {
+    async fn beat(&self, activity: WorkerActivity) {
         let ttl = self.service.0.config.lease.ttl;
         if let Err(err) = self
             .service
             .store()
-            .worker_heartbeat(&self.identity, job, ttl)
+            .worker_heartbeat(&self.identity, activity, ttl)
             .await
         {
             tracing::debug!(error = %err, "could not record the worker's heartbeat");
@@ -171,7 +171,7 @@ impl Worker {
             Arc::clone(&stop),
             self.service.0.config.lease,
         ));
-        self.beat(Some(id)).await;
+        self.beat(WorkerActivity::training(id, None)).await;
         let heartbeat = Heartbeat::start(
             self.service.store().clone(),
             self.identity.clone(),
@@ -529,6 +529,7 @@ impl<'a> JobObserver<'a> {
 
 impl TrainObserver for JobObserver<'_> {
     fn on_progress(&mut self, p: &Progress) {
+        self.held.set_examples_per_sec(p.examples_per_sec);
         let fraction = if p.total_steps == 0 {
             0.0
         } else {

@@ -126,12 +126,39 @@ pub struct HeldLease {
     pub lease: Lease,
 }
 
+/// What a worker says it does in its heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct WorkerActivity {
+    /// The job it trains, if any.
+    pub job: Option<JobId>,
+    /// Its training throughput over its last progress report, once it has one.
+    pub examples_per_sec: Option<f64>,
+}
+
+impl WorkerActivity {
+    /// Waiting for work.
+    pub const IDLE: WorkerActivity = WorkerActivity {
+        job: None,
+        examples_per_sec: None,
+    };
+
+    /// Training `job`, at `examples_per_sec` when known.
+    pub fn training(job: JobId, examples_per_sec: Option<f64>) -> WorkerActivity {
+        WorkerActivity {
+            job: Some(job),
+            examples_per_sec,
+        }
+    }
+}
+
 /// A live worker as the `workers` table lists it (for `GET /v1/workers`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerInfo {
     pub worker: WorkerIdentity,
     /// The job it trains, if any.
     pub job: Option<JobId>,
+    /// Its training throughput at its last heartbeat (while it trains).
+    pub examples_per_sec: Option<f64>,
     pub started_at: DateTime<Utc>,
     pub last_heartbeat: DateTime<Utc>,
     /// Past this instant without a heartbeat the worker is presumed gone.

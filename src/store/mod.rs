@@ -22,7 +22,7 @@ use async_trait::async_trait;
 
 pub use lease::{
     process_may_be_alive, this_host, Claim, Expired, HeldLease, Lease, LeaseConfig, LeaseToken,
-    Renewal, WorkerIdentity, WorkerInfo,
+    Renewal, WorkerActivity, WorkerIdentity, WorkerInfo,
 };
 pub use records::{
     CancelOutcome, DeleteOutcome, JobFilter, JobRecord, MemberUpdate, MetricSummary, NewJob,
@@ -218,11 +218,11 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         ids: &[JobId],
     ) -> Result<HashMap<JobId, MetricSummary>, StoreError>;
 
-    /// Says that `worker` is alive and what it trains, until `ttl` from now.
+    /// Says that `worker` is alive and what it trains (how fast), until `ttl` from now.
     async fn worker_heartbeat(
         &self,
         worker: &WorkerIdentity,
-        job: Option<JobId>,
+        activity: WorkerActivity,
         ttl: Duration,
     ) -> Result<(), StoreError>;
     /// Removes a worker that stops (graceful shutdown) from the listing.
@@ -279,6 +279,19 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn request_sweep_cancel(&self, id: SweepId) -> Result<Option<SweepStatus>, StoreError>;
     /// Deletes a finished sweep with its members and their metrics.
     async fn delete_sweep(&self, id: SweepId) -> Result<SweepDeleteOutcome, StoreError>;
+
+    /// Sends `payload` to the processes subscribed to this database (PostgreSQL's
+    /// `NOTIFY`; at most 8000 bytes). A backend that carries no messages drops it.
+    async fn publish(&self, payload: &str) -> Result<(), StoreError> {
+        let _ = payload;
+        Ok(())
+    }
+    /// What processes publish on this database from now on (its own messages included),
+    /// best effort; `None` where the backend carries no messages (SQLite: events stay in
+    /// their process).
+    async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        Ok(None)
+    }
 
     /// Checks that the database answers a query that reads its tables.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -10,7 +10,7 @@ use lrlab::store::{
     Backend, CancelOutcome, Claim, DeleteOutcome, Expired, HeldLease, JobFilter, JobRecord,
     JobStore, Lease, MetricSummary, NewJob, NewSweep, Renewal, Store, StoreError, StoredSweepEvent,
     Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus, SweepStep,
-    SweepSubmitted, WorkerIdentity, WorkerInfo,
+    SweepSubmitted, WorkerActivity, WorkerIdentity, WorkerInfo,
 };
 use lrlab::sweep::SweepId;
 use lrlab::train::{EpochMetrics, EpochReport, StepRecord};
@@ -149,10 +149,10 @@ impl<H: Hooks> JobStore for Hooked<H> {
     async fn worker_heartbeat(
         &self,
         worker: &WorkerIdentity,
-        job: Option<JobId>,
+        activity: WorkerActivity,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.store.worker_heartbeat(worker, job, ttl).await
+        self.store.worker_heartbeat(worker, activity, ttl).await
     }
     async fn worker_stopped(&self, worker: &WorkerIdentity) -> Result<(), StoreError> {
         self.store.worker_stopped(worker).await
@@ -198,6 +198,12 @@ impl<H: Hooks> JobStore for Hooked<H> {
     }
     async fn delete_sweep(&self, id: SweepId) -> Result<SweepDeleteOutcome, StoreError> {
         self.store.delete_sweep(id).await
+    }
+    async fn publish(&self, payload: &str) -> Result<(), StoreError> {
+        self.store.publish(payload).await
+    }
+    async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        self.store.subscribe().await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await

@@ -26,7 +26,7 @@ async fn spawn_quick_app(workers: usize) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = write_data(dir.path());
     let mut config = test_config(dir.path(), workers, data);
-    config.lease = QUICK;
+    config.node.lease = QUICK;
     spawn_app_from(config, dir).await
 }
 

@@ -4,6 +4,7 @@
 
 mod api_jobs;
 mod browser;
+mod cluster;
 mod compare_charts;
 mod crash_recovery;
 mod hooked_store;
@@ -17,6 +18,7 @@ mod job_results;
 mod leases;
 mod observability;
 mod openapi;
+mod roles;
 mod schedules;
 mod server_connections;
 mod server_guards;

@@ -170,7 +170,7 @@ async fn an_artifacts_dir_that_is_a_regular_file_stops_the_server_from_starting(
     let file = dir.path().join("artifacts");
     std::fs::write(&file, b"not a directory").unwrap();
     let mut config = crate::support::test_config(dir.path(), 1, data);
-    config.artifacts_dir = file.clone();
+    config.node.artifacts_dir = file.clone();
     let error = match App::start(config).await {
         Ok(_) => panic!("a server with a file for --artifacts-dir must not start"),
         Err(error) => format!("{error:#}"),

@@ -53,7 +53,9 @@ async fn healthz_is_503_and_readyz_not_ready_on_a_database_with_corrupt_pages() 
         app.submit(&small_job(1)).await;
     }
     assert_eq!(app.get("/healthz").await.status(), 200);
-    let url = test_config(app.dir.path(), 0, app.dir.path().join("data")).db;
+    let url = test_config(app.dir.path(), 0, app.dir.path().join("data"))
+        .node
+        .db;
     let dir = app.stop().await.dir;
 
     corrupt_jobs_table(&url, &dir.path().join("lrlab.db")).await;

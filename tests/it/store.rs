@@ -14,7 +14,7 @@ use futures::future::join_all;
 use lrlab::job::{JobError, JobId, JobPlan, JobSpec, JobStatus};
 use lrlab::store::{
     self, Backend, CancelOutcome, Claim, DeleteOutcome, JobFilter, JobRecord, Lease, LeaseToken,
-    NewJob, Store, StoreError, Submitted, WorkerIdentity,
+    NewJob, Store, StoreError, Submitted, WorkerActivity, WorkerIdentity,
 };
 use lrlab::train::{EpochMetrics, EpochReport, StepRecord};
 use serde_json::json;
@@ -68,6 +68,7 @@ on_both_backends!(
     held_leases_name_their_workers_and_release_requeues_at_once,
     workers_are_listed_while_their_heartbeats_last,
     single_host_backends_refuse_a_database_another_host_uses,
+    published_messages_reach_subscribers_in_order_where_the_backend_carries_them,
     ping_answers,
 );
 
@@ -677,10 +678,16 @@ async fn workers_are_listed_while_their_heartbeats_last(store: Store) {
     let job = submit(&store, "listed", 0).await.id;
     let (a, b, gone) = (worker("a"), worker("b"), worker("gone"));
     assert!(store.workers().await.unwrap().is_empty());
-    store.worker_heartbeat(&a, None, TTL).await.unwrap();
-    store.worker_heartbeat(&b, None, TTL).await.unwrap();
     store
-        .worker_heartbeat(&gone, None, Duration::ZERO)
+        .worker_heartbeat(&a, WorkerActivity::IDLE, TTL)
+        .await
+        .unwrap();
+    store
+        .worker_heartbeat(&b, WorkerActivity::IDLE, TTL)
+        .await
+        .unwrap();
+    store
+        .worker_heartbeat(&gone, WorkerActivity::IDLE, Duration::ZERO)
         .await
         .unwrap();
     let listed = store.workers().await.unwrap();
@@ -694,12 +701,17 @@ async fn workers_are_listed_while_their_heartbeats_last(store: Store) {
     );
     let first_beat = listed[0].last_heartbeat;
     assert_eq!(listed[0].job, None);
+    assert_eq!(listed[0].examples_per_sec, None);
     assert_eq!(listed[0].worker, a);
 
-    store.worker_heartbeat(&a, Some(job), TTL).await.unwrap();
+    store
+        .worker_heartbeat(&a, WorkerActivity::training(job, Some(1234.5)), TTL)
+        .await
+        .unwrap();
     let listed = store.workers().await.unwrap();
     assert_eq!(listed.len(), 2, "a heartbeat updates the worker's row");
     assert_eq!(listed[0].job, Some(job));
+    assert_eq!(listed[0].examples_per_sec, Some(1234.5));
     assert!(listed[0].last_heartbeat >= first_beat);
     assert!(listed[0].started_at <= listed[0].last_heartbeat);
     assert!(listed[0].expires_at > listed[0].last_heartbeat);
@@ -710,7 +722,7 @@ async fn workers_are_listed_while_their_heartbeats_last(store: Store) {
     assert_eq!(listed[0].worker, a);
     // The sweep forgets workers whose heartbeats stopped.
     store
-        .worker_heartbeat(&a, None, Duration::ZERO)
+        .worker_heartbeat(&a, WorkerActivity::IDLE, Duration::ZERO)
         .await
         .unwrap();
     store.requeue_expired().await.unwrap();
@@ -723,7 +735,10 @@ async fn single_host_backends_refuse_a_database_another_host_uses(store: Store) 
         host: "elsewhere".to_string(),
         ..worker("w")
     };
-    store.worker_heartbeat(&elsewhere, None, TTL).await.unwrap();
+    store
+        .worker_heartbeat(&elsewhere, WorkerActivity::IDLE, TTL)
+        .await
+        .unwrap();
     store.check_host("elsewhere").await.unwrap();
     let here = store.check_host("here").await;
     match store.backend() {
@@ -735,10 +750,40 @@ async fn single_host_backends_refuse_a_database_another_host_uses(store: Store) 
     }
     // Once the other machine's heartbeats stop, SQLite serves this one.
     store
-        .worker_heartbeat(&elsewhere, None, Duration::ZERO)
+        .worker_heartbeat(&elsewhere, WorkerActivity::IDLE, Duration::ZERO)
         .await
         .unwrap();
     store.check_host("here").await.unwrap();
+}
+
+async fn published_messages_reach_subscribers_in_order_where_the_backend_carries_them(
+    store: Store,
+) {
+    let subscription = store.subscribe().await.unwrap();
+    let Some(mut messages) = subscription else {
+        assert_eq!(store.backend(), Backend::Sqlite, "only SQLite carries none");
+        store.publish("dropped").await.unwrap();
+        return;
+    };
+    let mut second = store
+        .subscribe()
+        .await
+        .unwrap()
+        .expect("a second subscriber");
+    for payload in ["one", "two", r#"{"kind":"queued"}"#] {
+        store.publish(payload).await.unwrap();
+    }
+    for receiver in [&mut messages, &mut second] {
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let payload = tokio::time::timeout(Duration::from_secs(10), receiver.recv())
+                .await
+                .expect("a message within 10 s")
+                .expect("the subscription lasts");
+            got.push(payload);
+        }
+        assert_eq!(got, ["one", "two", r#"{"kind":"queued"}"#]);
+    }
 }
 
 async fn ping_answers(store: Store) {

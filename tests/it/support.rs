@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lrlab::app::{App, AppConfig, ConnectionLimits};
+use lrlab::app::{App, AppConfig, ConnectionLimits, NodeConfig};
 use lrlab::job::{JobId, JobStatus};
 use lrlab::service::{DataConfig, FaultHook, JobDetails, JobEvent, Service, ServiceConfig};
 use lrlab::store::{LeaseConfig, Store};
@@ -29,6 +29,8 @@ pub struct TestApp {
     pub dir: TempDir,
     /// The PostgreSQL database the server runs on, dropped after it.
     _db: Option<TestDb>,
+    /// What it was started with (on the database it really uses).
+    pub config: AppConfig,
 }
 
 /// Writes the generated data set into `dir/data` and returns that path.
@@ -43,17 +45,19 @@ pub fn write_data(dir: &Path) -> PathBuf {
 pub fn test_config(dir: &Path, workers: usize, data: PathBuf) -> AppConfig {
     AppConfig {
         bind: "127.0.0.1:0".parse().expect("address"),
-        db: format!("sqlite://{}", dir.join("lrlab.db").display()),
-        workers: vec![DeviceSpec::Cpu; workers],
-        artifacts_dir: dir.join("artifacts"),
-        data: DataConfig {
-            dir: Some(data),
-            allow_download: false,
+        node: NodeConfig {
+            db: format!("sqlite://{}", dir.join("lrlab.db").display()),
+            workers: vec![DeviceSpec::Cpu; workers],
+            artifacts_dir: dir.join("artifacts"),
+            data: DataConfig {
+                dir: Some(data),
+                allow_download: false,
+            },
+            lease: LeaseConfig::default(),
+            lockstep: true,
         },
         allowed_hosts: None,
         limits: ConnectionLimits::default(),
-        lease: LeaseConfig::default(),
-        lockstep: true,
     }
 }
 
@@ -107,13 +111,13 @@ async fn backend_db() -> Option<TestDb> {
 }
 
 /// Starts a server from a configuration whose files live in `dir`; under
-/// `LRLAB_TEST_BACKEND=postgres` on a fresh PostgreSQL database instead of `config.db`.
+/// `LRLAB_TEST_BACKEND=postgres` on a fresh PostgreSQL database instead of `config.node.db`.
 pub async fn spawn_app_from(config: AppConfig, dir: TempDir) -> TestApp {
     let db = backend_db().await;
     start_app(config, dir, db).await
 }
 
-/// Starts a server again where [`TestApp::stop`] left one: the same database (`config.db`,
+/// Starts a server again where [`TestApp::stop`] left one: the same database (`config.node.db`,
 /// or the stopped server's PostgreSQL database).
 pub async fn restart_app(config: AppConfig, stopped: Stopped) -> TestApp {
     start_app(config, stopped.dir, stopped.db).await
@@ -122,14 +126,15 @@ pub async fn restart_app(config: AppConfig, stopped: Stopped) -> TestApp {
 async fn start_app(mut config: AppConfig, dir: TempDir, db: Option<TestDb>) -> TestApp {
     init_test_logs();
     if let Some(db) = &db {
-        config.db = db.url.clone();
+        config.node.db = db.url.clone();
     }
-    let app = App::start(config).await.expect("start the server");
+    let app = App::start(config.clone()).await.expect("start the server");
     TestApp {
         app,
         client: reqwest::Client::new(),
         dir,
         _db: db,
+        config,
     }
 }
 

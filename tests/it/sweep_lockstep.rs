@@ -128,7 +128,7 @@ async fn a_lockstep_sweep_trains_its_members_together_with_the_results_of_separa
 
 #[tokio::test]
 async fn lockstep_off_on_the_server_trains_every_member_alone() {
-    let app = spawn_app_configured(1, |config| config.lockstep = false).await;
+    let app = spawn_app_configured(1, |config| config.node.lockstep = false).await;
     let ids = run_sweep(&app, &sweep_body(true)).await;
     let runs = runs(&app, &ids).await;
     assert!(
@@ -254,7 +254,7 @@ async fn a_group_stopped_by_shutdown_resumes_every_member_from_its_own_checkpoin
     let epochs: Vec<u32> = ids
         .iter()
         .map(|id| {
-            let dir = config.artifacts_dir.join(id.to_string());
+            let dir = config.node.artifacts_dir.join(id.to_string());
             lrlab::train::checkpoint::read_meta(&dir)
                 .unwrap()
                 .expect("a checkpoint")

@@ -9,6 +9,7 @@
 
 mod jobs;
 mod metrics;
+mod notify;
 mod queue;
 mod sweeps;
 mod workers;
@@ -25,7 +26,7 @@ use super::{
     redact_url, Backend, CancelOutcome, Claim, DeleteOutcome, Expired, HeldLease, JobFilter,
     JobRecord, JobStore, Lease, MetricSummary, NewJob, NewSweep, Renewal, StoreError,
     StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus,
-    SweepStep, SweepSubmitted, WorkerIdentity, WorkerInfo,
+    SweepStep, SweepSubmitted, WorkerActivity, WorkerIdentity, WorkerInfo,
 };
 use crate::job::{JobError, JobId, JobStatus};
 use crate::sweep::SweepId;
@@ -169,10 +170,10 @@ impl JobStore for PostgresStore {
     async fn worker_heartbeat(
         &self,
         worker: &WorkerIdentity,
-        job: Option<JobId>,
+        activity: WorkerActivity,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.upsert_worker(worker, job, ttl).await
+        self.upsert_worker(worker, activity, ttl).await
     }
     async fn worker_stopped(&self, worker: &WorkerIdentity) -> Result<(), StoreError> {
         self.remove_worker(worker).await
@@ -215,6 +216,12 @@ impl JobStore for PostgresStore {
     }
     async fn delete_sweep(&self, id: SweepId) -> Result<SweepDeleteOutcome, StoreError> {
         self.remove_sweep(id).await
+    }
+    async fn publish(&self, payload: &str) -> Result<(), StoreError> {
+        self.notify(payload).await
+    }
+    async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        Ok(Some(self.listen().await?))
     }
     async fn ping(&self) -> Result<(), StoreError> {
         // Reads the queue index and the last page of the jobs table, as SQLite's does.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::PostgresStore;
 use crate::job::JobId;
-use crate::store::{StoreError, WorkerIdentity, WorkerInfo};
+use crate::store::{StoreError, WorkerActivity, WorkerIdentity, WorkerInfo};
 
 #[derive(Debug, sqlx::FromRow)]
 struct WorkerRow {
@@ -15,6 +15,7 @@ struct WorkerRow {
     name: String,
     device: String,
     job_id: Option<i64>,
+    examples_per_sec: Option<f64>,
     started_at: DateTime<Utc>,
     last_heartbeat: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -24,22 +25,23 @@ impl PostgresStore {
     pub(super) async fn upsert_worker(
         &self,
         worker: &WorkerIdentity,
-        job: Option<JobId>,
+        activity: WorkerActivity,
         ttl: Duration,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO workers (host, pid, name, device, job_id, started_at, last_heartbeat, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, now(), now(), \
-             now() + make_interval(secs => $6)) \
+            "INSERT INTO workers (host, pid, name, device, job_id, examples_per_sec, started_at, \
+             last_heartbeat, expires_at) VALUES ($1, $2, $3, $4, $5, $6, now(), now(), \
+             now() + make_interval(secs => $7)) \
              ON CONFLICT (host, pid, name) DO UPDATE SET device = EXCLUDED.device, \
-             job_id = EXCLUDED.job_id, last_heartbeat = EXCLUDED.last_heartbeat, \
-             expires_at = EXCLUDED.expires_at",
+             job_id = EXCLUDED.job_id, examples_per_sec = EXCLUDED.examples_per_sec, \
+             last_heartbeat = EXCLUDED.last_heartbeat, expires_at = EXCLUDED.expires_at",
         )
         .bind(&worker.host)
         .bind(i64::from(worker.pid))
         .bind(&worker.name)
         .bind(&worker.device)
-        .bind(job)
+        .bind(activity.job)
+        .bind(activity.examples_per_sec.filter(|rate| rate.is_finite()))
         .bind(ttl.as_secs_f64())
         .execute(&self.pool)
         .await?;
@@ -58,7 +60,8 @@ impl PostgresStore {
 
     pub(super) async fn live_workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
         let rows = sqlx::query_as::<_, WorkerRow>(
-            "SELECT host, pid, name, device, job_id, started_at, last_heartbeat, expires_at \
+            "SELECT host, pid, name, device, job_id, examples_per_sec, started_at, \
+             last_heartbeat, expires_at \
              FROM workers WHERE expires_at > now() ORDER BY host, pid, name",
         )
         .fetch_all(&self.pool)
@@ -74,6 +77,7 @@ impl PostgresStore {
                     device: row.device,
                 },
                 job: row.job_id.map(JobId::new),
+                examples_per_sec: row.examples_per_sec,
                 started_at: row.started_at,
                 last_heartbeat: row.last_heartbeat,
                 expires_at: row.expires_at,

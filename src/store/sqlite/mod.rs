@@ -18,7 +18,7 @@ use super::{
     Backend, CancelOutcome, Claim, DeleteOutcome, Expired, HeldLease, JobFilter, JobRecord,
     JobStore, Lease, MetricSummary, NewJob, NewSweep, Renewal, StoreError, StoredSweepEvent,
     Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus, SweepStep,
-    SweepSubmitted, WorkerIdentity, WorkerInfo,
+    SweepSubmitted, WorkerActivity, WorkerIdentity, WorkerInfo,
 };
 use crate::job::{JobError, JobId, JobStatus};
 use crate::sweep::SweepId;
@@ -176,10 +176,10 @@ impl JobStore for SqliteStore {
     async fn worker_heartbeat(
         &self,
         worker: &WorkerIdentity,
-        job: Option<JobId>,
+        activity: WorkerActivity,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.upsert_worker(worker, job, ttl).await
+        self.upsert_worker(worker, activity, ttl).await
     }
     async fn worker_stopped(&self, worker: &WorkerIdentity) -> Result<(), StoreError> {
         self.remove_worker(worker).await

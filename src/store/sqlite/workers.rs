@@ -7,7 +7,7 @@ use chrono::Utc;
 use super::queue::{expiry, instant, millis};
 use super::SqliteStore;
 use crate::job::JobId;
-use crate::store::{StoreError, WorkerIdentity, WorkerInfo};
+use crate::store::{StoreError, WorkerActivity, WorkerIdentity, WorkerInfo};
 
 #[derive(Debug, sqlx::FromRow)]
 struct WorkerRow {
@@ -16,6 +16,7 @@ struct WorkerRow {
     name: String,
     device: String,
     job_id: Option<i64>,
+    examples_per_sec: Option<f64>,
     started_at: i64,
     last_heartbeat: i64,
     expires_at: i64,
@@ -25,22 +26,23 @@ impl SqliteStore {
     pub(super) async fn upsert_worker(
         &self,
         worker: &WorkerIdentity,
-        job: Option<JobId>,
+        activity: WorkerActivity,
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let now = Utc::now();
         sqlx::query(
-            "INSERT INTO workers (host, pid, name, device, job_id, started_at, last_heartbeat, \
-             expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO workers (host, pid, name, device, job_id, examples_per_sec, started_at, \
+             last_heartbeat, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (host, pid, name) DO UPDATE SET device = excluded.device, \
-             job_id = excluded.job_id, last_heartbeat = excluded.last_heartbeat, \
-             expires_at = excluded.expires_at",
+             job_id = excluded.job_id, examples_per_sec = excluded.examples_per_sec, \
+             last_heartbeat = excluded.last_heartbeat, expires_at = excluded.expires_at",
         )
         .bind(&worker.host)
         .bind(i64::from(worker.pid))
         .bind(&worker.name)
         .bind(&worker.device)
-        .bind(job)
+        .bind(activity.job)
+        .bind(activity.examples_per_sec.filter(|rate| rate.is_finite()))
         .bind(millis(now))
         .bind(millis(now))
         .bind(expiry(now, ttl))
@@ -61,7 +63,8 @@ impl SqliteStore {
 
     pub(super) async fn live_workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
         let rows = sqlx::query_as::<_, WorkerRow>(
-            "SELECT host, pid, name, device, job_id, started_at, last_heartbeat, expires_at \
+            "SELECT host, pid, name, device, job_id, examples_per_sec, started_at, \
+             last_heartbeat, expires_at \
              FROM workers WHERE expires_at > ? ORDER BY host, pid, name",
         )
         .bind(millis(Utc::now()))
@@ -78,6 +81,7 @@ impl SqliteStore {
                     device: row.device,
                 },
                 job: row.job_id.map(JobId::new),
+                examples_per_sec: row.examples_per_sec,
                 started_at: instant(row.started_at),
                 last_heartbeat: instant(row.last_heartbeat),
                 expires_at: instant(row.expires_at),
