@@ -80,6 +80,7 @@ async fn sweep(args: SweepArgs) -> anyhow::Result<()> {
             // The sweep runs in this process only: its leases matter after a crash, when
             // the rerun re-queues what this process held.
             lease: LeaseConfig::default(),
+            max_queued_per_tenant: None,
         },
     )
     .await?;

@@ -25,6 +25,7 @@ mod service_matches_cli;
 mod store;
 mod support;
 mod sweeps;
+mod tenants;
 mod test_db;
 mod train_grad;
 mod train_run;

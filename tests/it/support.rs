@@ -53,6 +53,7 @@ pub fn test_config(dir: &Path, workers: usize, data: PathBuf) -> AppConfig {
         allowed_hosts: None,
         limits: ConnectionLimits::default(),
         lease: LeaseConfig::default(),
+        auth: Default::default(),
     }
 }
 
@@ -382,6 +383,7 @@ pub async fn spawn_service(
         },
         lease: LeaseConfig::default(),
         fault,
+        max_queued_per_tenant: None,
     };
     let service = Service::start(store.clone(), config)
         .await

@@ -65,6 +65,7 @@ async fn submit_sweep_with(
                 })
                 .collect(),
             idempotency: key,
+            tenant: None,
         })
         .await
         .expect("submit the sweep")
@@ -254,6 +255,7 @@ async fn members_and_their_metrics_are_listed_by_sweep(store: Store) {
         .list_sweeps(&SweepFilter {
             before: None,
             limit: 1,
+            tenant: None,
         })
         .await
         .unwrap();
@@ -263,6 +265,7 @@ async fn members_and_their_metrics_are_listed_by_sweep(store: Store) {
         .list_sweeps(&SweepFilter {
             before: Some(sweep.id),
             limit: 10,
+            tenant: None,
         })
         .await
         .unwrap();
