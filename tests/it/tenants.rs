@@ -503,3 +503,27 @@ fn token_create_prints_the_token_alone_on_the_last_line_and_stores_its_hash() {
     assert!(!listed.contains(&hash_token(token)), "list shows no hash");
     assert!(lrlab(&["revoke", "1"]).contains("revoked token 1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_no_auth_on_a_network_bind_says_so_on_healthz() {
+    let app = spawn_app_configured(0, |config| {
+        config.bind = "0.0.0.0:0".parse().expect("address");
+        config.auth.insecure_no_auth = true;
+    })
+    .await;
+    let url = format!("http://127.0.0.1:{}/healthz", app.app.addr.port());
+    let health: Value = reqwest::get(url)
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["auth"], "insecure-no-auth");
+    assert!(
+        health["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("anyone")),
+        "{health}"
+    );
+    app.shutdown().await;
+}
