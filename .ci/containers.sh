@@ -38,8 +38,12 @@ trap cleanup EXIT
 
 # One field of a JSON document on stdin, by a Python expression on `d`.
 json() { python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-job_field() { curl -fsS "$base/v1/jobs/$1" | json "$2"; }
-submit() { curl -fsS -X POST "$base/v1/jobs" -H 'content-type: application/json' -d "$1" | json 'd["id"]'; }
+# The image starts with tokens on (LRLAB_AUTH=tokens); this admin token is its first.
+token=lrlab-ci-$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+export LRLAB_BOOTSTRAP_TOKEN=$token
+auth=(-H "authorization: Bearer $token")
+job_field() { curl -fsS "${auth[@]}" "$base/v1/jobs/$1" | json "$2"; }
+submit() { curl -fsS "${auth[@]}" -X POST "$base/v1/jobs" -H 'content-type: application/json' -d "$1" | json 'd["id"]'; }
 
 # Healthy per the image's HEALTHCHECK. Podman runs healthchecks from systemd timers, which CI
 # lacks (hence its harmless "unable to get systemd connection" errors on run and rm): run it
@@ -74,7 +78,7 @@ wait_status() {
 }
 
 start() {
-  $oci run "$tag" --name "$name" -p "127.0.0.1:$port:8080" -v "$volume:/var/lib/lrlab" >/dev/null
+  $oci run "$tag" --name "$name" -p "127.0.0.1:$port:8080" -v "$volume:/var/lib/lrlab" -e LRLAB_BOOTSTRAP_TOKEN >/dev/null
   wait_healthy
 }
 
@@ -108,6 +112,9 @@ start
 [ "$(podman exec "$name" id -u)" != 0 ] || fail "lrlab runs as root"
 [ "$(podman exec "$name" cat /proc/1/comm)" = tini ] || fail "PID 1 is not tini"
 echo "-- runs as $(podman exec "$name" id -un) (uid $(podman exec "$name" id -u)) under tini"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/jobs")
+[ "$code" = 401 ] || fail "GET /v1/jobs without a token answered $code, not 401"
+echo "-- tokens on: /v1/jobs without a token is 401"
 
 phase "a 1-epoch job"
 job1=$(submit '{"epochs":1,"train_limit":2000,"test_limit":500,"schedule":{"kind":"constant","lr":0.1}}')
@@ -137,7 +144,7 @@ before=$(db_query "SELECT train_loss, test_acc, seconds FROM epoch_metrics WHERE
 podman rm "$name" >/dev/null
 start
 wait_status "$job2" succeeded 600
-series=$(curl -fsS "$base/v1/jobs/$job2/metrics?format=series")
+series=$(curl -fsS "${auth[@]}" "$base/v1/jobs/$job2/metrics?format=series")
 after=$(json '" ".join(str(d[k][0]) for k in ("train_loss", "test_acc", "seconds"))' <<< "$series")
 epochs=$(json '",".join(map(str, d["epoch"]))' <<< "$series")
 attempts=$(job_field "$job2" 'd["attempts"]')
@@ -159,6 +166,7 @@ for _ in $(seq 1 60); do
 done
 health=$(curl -fsS "$base/healthz") || fail "compose: no /healthz on port $port"
 echo "-- compose: /healthz $health"
+curl -fsS "${auth[@]}" "$base/v1/jobs" >/dev/null || fail "compose: the bootstrap token is not accepted"
 LRLAB_PORT=$port podman-compose -p "$project" -f docker/compose.yaml down -v >/dev/null
 compose_up=
 

@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod chart;
 pub mod cli;
 pub mod data;

@@ -28,7 +28,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Paths answered with `index.html`; the page's script picks what to show.
-const PAGES: &[&str] = &[
+pub(super) const PAGES: &[&str] = &[
     "/",
     "/jobs/{id}",
     "/compare",

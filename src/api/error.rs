@@ -43,6 +43,14 @@ pub enum ErrorCode {
     SweepFinished,
     /// Delete of a sweep that has not finished (409).
     SweepNotFinished,
+    /// No token, or one that is unknown, revoked or expired (401).
+    Unauthorized,
+    /// The token's role may not call this route (403).
+    Forbidden,
+    /// The token has made too many requests; `Retry-After` says when to retry (429).
+    RateLimited,
+    /// The tenant has as many queued jobs as it may (429).
+    TenantQueueFull,
     /// A state-changing request from a foreign web page (403).
     ForbiddenOrigin,
     /// A `Host` header this server does not answer to (403).
@@ -72,6 +80,10 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused,
             ErrorCode::SweepFinished,
             ErrorCode::SweepNotFinished,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::RateLimited,
+            ErrorCode::TenantQueueFull,
             ErrorCode::ForbiddenOrigin,
             ErrorCode::ForbiddenHost,
             ErrorCode::RequestTimeout,
@@ -97,6 +109,10 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::SweepFinished => "sweep_finished",
             ErrorCode::SweepNotFinished => "sweep_not_finished",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TenantQueueFull => "tenant_queue_full",
             ErrorCode::ForbiddenOrigin => "forbidden_origin",
             ErrorCode::ForbiddenHost => "forbidden_host",
             ErrorCode::RequestTimeout => "request_timeout",
@@ -121,7 +137,11 @@ impl ErrorCode {
             | ErrorCode::IdempotencyKeyReused
             | ErrorCode::SweepFinished
             | ErrorCode::SweepNotFinished => StatusCode::CONFLICT,
-            ErrorCode::ForbiddenOrigin | ErrorCode::ForbiddenHost => StatusCode::FORBIDDEN,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden | ErrorCode::ForbiddenOrigin | ErrorCode::ForbiddenHost => {
+                StatusCode::FORBIDDEN
+            }
+            ErrorCode::RateLimited | ErrorCode::TenantQueueFull => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -258,7 +278,16 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::NotFound(_)
             | ServiceError::NoWeights(_)
-            | ServiceError::SweepNotFound(_) => ErrorCode::NotFound,
+            | ServiceError::SweepNotFound(_)
+            | ServiceError::TokenNotFound(_) => ErrorCode::NotFound,
+            ServiceError::TenantQueueFull { .. } => ErrorCode::TenantQueueFull,
+            ServiceError::InvalidTenant(ref err) => {
+                return ApiError::at(
+                    ErrorCode::Field(crate::validation::FieldCode::InvalidValue),
+                    "tenant",
+                    err.to_string(),
+                )
+            }
             ServiceError::IdempotencyKeyReused { .. } | ServiceError::SweepKeyReused { .. } => {
                 ErrorCode::IdempotencyKeyReused
             }

@@ -28,7 +28,15 @@ async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
             "the database does not answer; see the server log",
         ));
     }
-    Ok(Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})).into_response())
+    let auth = state.auth();
+    let mut body =
+        json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "auth": auth.mode()});
+    if auth.insecure {
+        body["warning"] = json!(
+            "authentication is off on a network address (--insecure-no-auth): anyone who reaches this port can submit, cancel and delete every job"
+        );
+    }
+    Ok(Json(body).into_response())
 }
 
 /// 200 when this process can take work: not shutting down, database answering, artifacts

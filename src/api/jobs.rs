@@ -7,6 +7,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde::Serialize;
 
@@ -17,6 +18,7 @@ use super::json::AppJson;
 use super::query::QueryParams;
 use super::routes::Routes;
 use super::AppState;
+use crate::auth::Caller;
 use crate::job::{JobId, JobSpec, JobStatus, Warning};
 use crate::service::{Cancellation, Submission};
 use crate::store::JobFilter;
@@ -57,6 +59,7 @@ struct DryRunView {
 /// `?dry_run=true`: validate, fill defaults and warn, store nothing (200, no `Location`).
 async fn submit(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     AppJson(body): AppJson<serde_json::Value>,
@@ -73,7 +76,11 @@ async fn submit(
         };
         return Ok(Json(view).into_response());
     }
-    let (details, replayed) = match state.service().submit(&body, key.as_deref()).await? {
+    let (details, replayed) = match state
+        .service()
+        .submit_for(&caller.tenant, &body, key.as_deref())
+        .await?
+    {
         Submission::Created(details) => (details, false),
         Submission::Replayed(details) => (details, true),
     };
@@ -103,9 +110,13 @@ struct JobPageView {
 /// `GET /v1/jobs?status=queued,running&name=…&sweep=…&limit=50&cursor=…`: newest first.
 async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<JobPageView>, ApiError> {
-    let filter = parse_list_query(query.as_deref())?;
+    let filter = JobFilter {
+        tenant: caller.scope().map(str::to_string),
+        ..parse_list_query(query.as_deref())?
+    };
     let page = state.service().list(&filter).await?;
     Ok(Json(JobPageView {
         jobs: page
@@ -137,6 +148,7 @@ fn parse_list_query(query: Option<&str>) -> Result<JobFilter, ApiError> {
         sweep: params.parse_opt::<SweepId>("sweep", "a sweep id")?,
         before: params.parse_opt::<JobId>("cursor", "a cursor from a previous page")?,
         limit: params.limit(DEFAULT_PAGE, MAX_PAGE)?,
+        tenant: None,
     })
 }
 

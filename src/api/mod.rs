@@ -5,6 +5,7 @@
 //! checks, request ids, tracing spans, timeout, compression, body limit) in one
 //! place. Handlers are thin: extract, call one service method, shape the answer.
 
+mod auth;
 mod charts;
 mod compare;
 mod dashboard;
@@ -24,6 +25,7 @@ mod request_id;
 mod routes;
 mod schedules;
 mod sweeps;
+mod tokens;
 mod workers;
 
 use std::sync::Arc;
@@ -40,6 +42,7 @@ use tower_http::trace::TraceLayer;
 
 use routes::Routes;
 
+pub use auth::{access_markdown, access_table, Access, AuthPolicy, Names, RouteAccess};
 pub use error::{ApiError, ErrorCode};
 pub use guard::HostPolicy;
 pub use json::BODY_LIMIT;
@@ -60,12 +63,34 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     service: Service,
     hosts: HostPolicy,
+    auth: AuthPolicy,
+    limiter: auth::Limiter,
 }
 
 impl AppState {
-    /// State over a running job service, answering the hosts `hosts` allows.
+    /// State over a running job service, answering the hosts `hosts` allows, without
+    /// authentication.
     pub fn new(service: Service, hosts: HostPolicy) -> Self {
-        AppState(Arc::new(Inner { service, hosts }))
+        AppState::with_auth(service, hosts, AuthPolicy::default())
+    }
+
+    /// State that authenticates requests as `auth` says.
+    pub fn with_auth(service: Service, hosts: HostPolicy, auth: AuthPolicy) -> Self {
+        AppState(Arc::new(Inner {
+            service,
+            hosts,
+            limiter: auth::Limiter::new(&auth),
+            auth,
+        }))
+    }
+
+    /// How requests are authenticated.
+    pub fn auth(&self) -> &AuthPolicy {
+        &self.0.auth
+    }
+
+    fn limiter(&self) -> &auth::Limiter {
+        &self.0.limiter
     }
 
     /// The job service (queue, workers, events).
@@ -97,6 +122,7 @@ fn all_routes() -> Routes<AppState> {
         .merge(charts::routes())
         .merge(sweeps::routes())
         .merge(workers::routes())
+        .merge(tokens::routes())
         .merge(dashboard::routes())
 }
 
@@ -126,6 +152,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     all_routes()
         .into_router()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -5,7 +5,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -16,6 +16,7 @@ use super::json::OrderedJson;
 use super::query::QueryParams;
 use super::routes::Routes;
 use super::AppState;
+use crate::auth::Caller;
 use crate::job::{JobId, JobStatus, Warning};
 use crate::service::{SweepDecision, SweepDetails, SweepSubmission};
 use crate::store::{SweepFilter, SweepRecord, SweepStatus};
@@ -207,13 +208,14 @@ impl From<SweepDetails> for SweepView {
 /// `POST /v1/sweeps`: expand, check every member job, queue them all.
 async fn submit(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     OrderedJson(request): OrderedJson<SweepRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let (details, replayed) = match state
         .service()
-        .submit_sweep(&request, key.as_deref())
+        .submit_sweep_for(&caller.tenant, &request, key.as_deref())
         .await?
     {
         SweepSubmission::Created(details) => (details, false),
@@ -227,6 +229,7 @@ async fn submit(
 /// starts a chapter exercise. Answers like `POST /v1/sweeps`.
 async fn submit_preset(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -238,7 +241,7 @@ async fn submit_preset(
     let key = idempotency_key(&headers)?;
     let (details, replayed) = match state
         .service()
-        .submit_sweep(&request, key.as_deref())
+        .submit_sweep_for(&caller.tenant, &request, key.as_deref())
         .await?
     {
         SweepSubmission::Created(details) => (details, false),
@@ -291,12 +294,14 @@ struct SweepPageView {
 /// `GET /v1/sweeps?limit=50&cursor=…`: newest first.
 async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<SweepPageView>, ApiError> {
     let params = QueryParams::parse(query.as_deref(), &["limit", "cursor"])?;
     let filter = SweepFilter {
         before: params.parse_opt::<SweepId>("cursor", "a cursor from a previous page")?,
         limit: params.limit(DEFAULT_PAGE, MAX_PAGE)?,
+        tenant: caller.scope().map(str::to_string),
     };
     let page = state.service().list_sweeps(&filter).await?;
     Ok(Json(SweepPageView {

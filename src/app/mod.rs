@@ -57,6 +57,24 @@ pub struct AppConfig {
     pub allowed_hosts: Option<Vec<String>>,
     /// Connection limits of the listener.
     pub limits: ConnectionLimits,
+    /// Tokens, the insecure override and rate limits (docs/AUTH.md).
+    pub auth: AuthConfig,
+}
+
+/// How `lrlab serve` authenticates requests.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// Require bearer tokens (`--auth tokens`).
+    pub tokens: bool,
+    /// Serve a network address without tokens anyway (`--insecure-no-auth`).
+    pub insecure_no_auth: bool,
+    /// `LRLAB_BOOTSTRAP_TOKEN`: an admin token of the default tenant, created at start
+    /// if the store does not have it yet.
+    pub bootstrap_token: Option<String>,
+    /// Requests per minute per token and the burst allowed (`None`: the defaults).
+    pub rate: Option<(std::num::NonZeroU32, std::num::NonZeroU32)>,
+    /// Queued jobs one tenant may have (`None`: no limit).
+    pub max_queued_per_tenant: Option<u32>,
 }
 
 /// A running server: the API over a [`Node`].
@@ -72,9 +90,11 @@ pub struct App {
 impl App {
     /// Checks the configuration, opens the store, starts the workers and starts listening.
     pub async fn start(config: AppConfig) -> anyhow::Result<App> {
-        let (store, service) = open_node(&config.node).await?;
+        check_auth_bind(&config)?;
+        let (store, service) = open_node(&config.node, config.auth.max_queued_per_tenant).await?;
+        let auth = auth_policy(&config, &service).await?;
         let hosts = HostPolicy::for_bind(config.bind, config.allowed_hosts.clone());
-        let router = api::router(AppState::new(service.clone(), hosts));
+        let router = api::router(AppState::with_auth(service.clone(), hosts, auth));
         let listening = Listening::start(config.bind, router, config.limits).await?;
         let addr = listening.addr;
         tracing::info!(address = %addr, db = %store::redact_url(&config.node.db), "lrlab listening on http://{addr}");
@@ -128,7 +148,7 @@ impl Node {
         config: NodeConfig,
         metrics_bind: Option<SocketAddr>,
     ) -> anyhow::Result<Node> {
-        let (store, service) = open_node(&config).await?;
+        let (store, service) = open_node(&config, None).await?;
         let metrics = match metrics_bind {
             Some(bind) => {
                 let router = api::metrics_router(AppState::new(
@@ -190,7 +210,11 @@ impl Node {
 }
 
 /// Checks a node's configuration, opens its store and starts its service.
-async fn open_node(config: &NodeConfig) -> anyhow::Result<(Store, Service)> {
+/// `max_queued_per_tenant` bounds submissions, which only an API process takes.
+async fn open_node(
+    config: &NodeConfig,
+    max_queued_per_tenant: Option<u32>,
+) -> anyhow::Result<(Store, Service)> {
     check_artifacts_dir(&config.artifacts_dir)?;
     anyhow::ensure!(
         config.lease.ttl > config.lease.heartbeat,
@@ -212,6 +236,7 @@ async fn open_node(config: &NodeConfig) -> anyhow::Result<(Store, Service)> {
             lease: config.lease,
             fault: None,
             lockstep: config.lockstep,
+            max_queued_per_tenant,
         },
     )
     .await?;
@@ -280,6 +305,66 @@ async fn refuse_unshared_artifacts(store: &Store, dir: &Path) -> anyhow::Result<
         ),
         None => Ok(()),
     }
+}
+
+/// A network bind without tokens would let anyone who reaches the port submit, cancel
+/// and delete every job: refuse it unless the operator insists (`--insecure-no-auth`).
+fn check_auth_bind(config: &AppConfig) -> anyhow::Result<()> {
+    if config.auth.tokens || config.auth.insecure_no_auth || config.bind.ip().is_loopback() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {} without authentication: anyone who can reach it could \
+         submit, cancel and delete every job. Start with `--auth tokens` (env LRLAB_AUTH=tokens) \
+         and create the first admin token, either by setting LRLAB_BOOTSTRAP_TOKEN=<a secret of \
+         at least {} characters> or with `lrlab token create --db <url> --tenant default --role \
+         admin`; or pass --insecure-no-auth to run open anyway",
+        config.bind,
+        crate::auth::MIN_BOOTSTRAP_LEN
+    )
+}
+
+/// The API's authentication: the bootstrap token stored, and with tokens on, at least one
+/// live admin token to start from.
+async fn auth_policy(config: &AppConfig, service: &Service) -> anyhow::Result<api::AuthPolicy> {
+    let mut policy = api::AuthPolicy {
+        tokens: config.auth.tokens,
+        insecure: !config.auth.tokens && !config.bind.ip().is_loopback(),
+        ..api::AuthPolicy::default()
+    };
+    if let Some((per_minute, burst)) = config.auth.rate {
+        policy.per_minute = per_minute;
+        policy.burst = burst;
+    }
+    if policy.insecure {
+        tracing::warn!(bind = %config.bind, "authentication is OFF on a network address (--insecure-no-auth): anyone who reaches this port can submit, cancel and delete every job");
+    }
+    if let Some(token) = &config.auth.bootstrap_token {
+        anyhow::ensure!(
+            token.len() >= crate::auth::MIN_BOOTSTRAP_LEN && crate::auth::plausible_token(token),
+            "LRLAB_BOOTSTRAP_TOKEN must be at least {} printable characters without spaces \
+             (e.g. the output of `openssl rand -hex 32`)",
+            crate::auth::MIN_BOOTSTRAP_LEN
+        );
+        service.ensure_bootstrap_token(token).await?;
+    }
+    if config.auth.tokens {
+        let now = chrono::Utc::now();
+        let admins = service
+            .tokens()
+            .await?
+            .into_iter()
+            .filter(|t| t.role == crate::auth::Role::Admin && t.is_live(now))
+            .count();
+        anyhow::ensure!(
+            admins > 0,
+            "--auth tokens is on but the database has no live admin token: set \
+             LRLAB_BOOTSTRAP_TOKEN=<a secret of at least {} characters>, or run `lrlab token \
+             create --db <url> --tenant default --role admin` first",
+            crate::auth::MIN_BOOTSTRAP_LEN
+        );
+    }
+    Ok(policy)
 }
 
 /// The artifacts directory must exist (or be creatable) and be writable, or every job

@@ -1,4 +1,4 @@
-//! The `lrlab` command line: `serve`, `worker`, `train`, `sweep`, `preview`, `bench`.
+//! The `lrlab` command line: `serve`, `worker`, `train`, `sweep`, `preview`, `bench`, `token`.
 //!
 //! Front-ends only: each command parses its options and calls the engines
 //! (`train`, `preview`) or the server assembly (`app`); the engines know
@@ -8,6 +8,7 @@ pub mod bench;
 pub mod preview;
 pub mod serve;
 pub mod sweep;
+pub mod token;
 pub mod train;
 
 use std::process::ExitCode;
@@ -57,6 +58,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Run a sweep (schedules × seeds, early stopping) in the foreground, without a server.
     Sweep(sweep::SweepArgs),
+    /// Create, list and revoke API tokens (`--auth tokens`, docs/AUTH.md).
+    Token(token::TokenArgs),
 }
 
 /// How long `lrlab serve` waits, once shut down, for blocking threads before it exits
@@ -72,6 +75,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Preview(args) => preview::run_preview(args, &mut std::io::stdout().lock()),
         Command::Bench(args) => bench::run_bench(args),
         Command::Sweep(args) => sweep::run_sweep(args),
+        Command::Token(args) => token::run_token(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::app::{App, AppConfig, ConnectionLimits, Node, NodeConfig};
+use std::num::NonZeroU32;
+
+use crate::app::{App, AppConfig, AuthConfig, ConnectionLimits, Node, NodeConfig};
 use crate::service::DataConfig;
 use crate::store::LeaseConfig;
 use crate::train::DeviceSpec;
@@ -104,6 +106,32 @@ pub struct ServeArgs {
     /// Seconds a client may take to send a request's headers (idle connections included).
     #[arg(long, env = "LRLAB_HEADER_TIMEOUT", default_value_t = 20)]
     pub header_timeout: u64,
+    /// `none`: every request is the default tenant's admin (allowed on a loopback bind
+    /// only); `tokens`: every API request needs `Authorization: Bearer <token>`
+    /// (docs/AUTH.md).
+    #[arg(long, env = "LRLAB_AUTH", default_value = "none")]
+    pub auth: AuthMode,
+    /// Serve a non-loopback address without tokens anyway: anyone who reaches the port
+    /// can do everything. Logged at start and shown on /healthz.
+    #[arg(long, env = "LRLAB_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// An admin token of the default tenant, stored (as a hash) at start if new: the
+    /// first token of a fresh deployment. At least 32 characters.
+    #[arg(long, env = "LRLAB_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    pub bootstrap_token: Option<String>,
+    /// API requests per minute per token (bursts of up to a sixth of it, at least 1).
+    #[arg(long, env = "LRLAB_RATE_LIMIT", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: u32,
+    /// Queued jobs one tenant may have at once (sweep members count); 0: no limit.
+    #[arg(long, env = "LRLAB_MAX_QUEUED_PER_TENANT", default_value_t = 1000)]
+    pub max_queued_per_tenant: u32,
+}
+
+/// `--auth`: whether requests carry tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    None,
+    Tokens,
 }
 
 impl ServeArgs {
@@ -117,6 +145,19 @@ impl ServeArgs {
                 max_connections: self.max_connections,
                 header_read_timeout: Duration::from_secs(self.header_timeout.max(1)),
                 ..ConnectionLimits::default()
+            },
+            auth: AuthConfig {
+                tokens: self.auth == AuthMode::Tokens,
+                insecure_no_auth: self.insecure_no_auth,
+                bootstrap_token: self.bootstrap_token.clone(),
+                rate: NonZeroU32::new(self.rate_limit).map(|per_minute| {
+                    (
+                        per_minute,
+                        NonZeroU32::new(self.rate_limit.div_ceil(6)).unwrap_or(NonZeroU32::MIN),
+                    )
+                }),
+                max_queued_per_tenant: (self.max_queued_per_tenant > 0)
+                    .then_some(self.max_queued_per_tenant),
             },
         }
     }

@@ -106,6 +106,7 @@ async fn sweep(args: SweepArgs) -> anyhow::Result<()> {
             // the rerun re-queues what this process held.
             lease: LeaseConfig::default(),
             lockstep: args.lockstep == Switch::On,
+            max_queued_per_tenant: None,
         },
     )
     .await?;

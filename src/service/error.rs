@@ -51,6 +51,19 @@ pub enum ServiceError {
     /// Delete of a sweep that has not finished.
     #[error("sweep {id} is {status}; cancel it before deleting it")]
     SweepNotFinished { id: SweepId, status: SweepStatus },
+    /// The tenant has as many queued jobs as it may (`--max-queued-per-tenant`).
+    #[error("tenant `{tenant}` has {queued} queued jobs and may have at most {limit}; wait for some to start or cancel some")]
+    TenantQueueFull {
+        tenant: String,
+        queued: i64,
+        limit: u32,
+    },
+    /// A token request names a tenant that breaks the naming rules.
+    #[error(transparent)]
+    InvalidTenant(#[from] crate::auth::InvalidTenant),
+    /// No token has this id.
+    #[error("token {0} not found")]
+    TokenNotFound(i64),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),

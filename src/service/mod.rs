@@ -17,6 +17,7 @@ mod events;
 mod lease;
 mod queries;
 mod sweeps;
+mod tenancy;
 mod worker;
 
 use std::collections::HashMap;
@@ -36,6 +37,7 @@ pub use queries::{JobSteps, StepBuckets};
 pub use sweeps::{SweepDecision, SweepDetails, SweepPage, SweepSubmission};
 pub use worker::FaultHook;
 
+use crate::auth::{scoped_key, DEFAULT_TENANT};
 use crate::job::{job_warnings, JobId, JobPlan, JobStatus, Warning};
 use crate::store::{
     this_host, CancelOutcome, DeleteOutcome, JobFilter, JobRecord, LeaseConfig, MetricSummary,
@@ -66,6 +68,8 @@ pub struct ServiceConfig {
     /// Whether workers train the members of a sweep that asks for it in lockstep groups
     /// (`lrlab serve --lockstep on`, the default); off, every member trains on its own.
     pub lockstep: bool,
+    /// At most this many queued jobs per tenant (a sweep's members count); `None`: no limit.
+    pub max_queued_per_tenant: Option<u32>,
 }
 
 impl std::fmt::Debug for ServiceConfig {
@@ -77,6 +81,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("lease", &self.lease)
             .field("fault", &self.fault.is_some())
             .field("lockstep", &self.lockstep)
+            .field("max_queued_per_tenant", &self.max_queued_per_tenant)
             .finish()
     }
 }
@@ -214,16 +219,31 @@ impl Service {
         request: &serde_json::Value,
         idempotency_key: Option<&str>,
     ) -> Result<Submission, ServiceError> {
+        self.submit_for(DEFAULT_TENANT, request, idempotency_key)
+            .await
+    }
+
+    /// [`Service::submit`] for `tenant`: the job is its tenant's, the idempotency key is
+    /// scoped to the tenant, and the tenant's queued-job limit applies.
+    pub async fn submit_for(
+        &self,
+        tenant: &str,
+        request: &serde_json::Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Submission, ServiceError> {
         let plan = JobPlan::from_json(request, || u64::from(rand::random::<u32>()))?;
         let request_hash = request_fingerprint(&plan, request);
         let warnings = job_warnings(&plan);
+        let scoped = idempotency_key.map(|key| scoped_key(tenant, key));
+        self.check_queue_room(tenant, 1).await?;
         let submitted = self
             .store()
             .submit(NewJob {
                 spec: plan.spec(),
                 warnings: &warnings,
                 total_steps: plan.total_steps(),
-                idempotency: idempotency_key.map(|key| (key, request_hash.as_str())),
+                idempotency: scoped.as_deref().map(|key| (key, request_hash.as_str())),
+                tenant: Some(tenant),
             })
             .await?;
         match submitted {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::{JobEvent, Service, ServiceError};
+use crate::auth::{scoped_key, DEFAULT_TENANT};
 use crate::job::{job_warnings, JobId, JobPlan, JobStatus, Warning, FASHION_MNIST_TRAIN_LEN};
 use crate::store::{
     JobRecord, MemberUpdate, NewMember, NewSweep, StoredSweepEvent, SweepDeleteOutcome, SweepEvent,
@@ -85,6 +86,19 @@ impl Service {
         request: &SweepRequest,
         idempotency_key: Option<&str>,
     ) -> Result<SweepSubmission, ServiceError> {
+        self.submit_sweep_for(DEFAULT_TENANT, request, idempotency_key)
+            .await
+    }
+
+    /// [`Service::submit_sweep`] for `tenant`: the sweep and its members are its tenant's,
+    /// the idempotency key is scoped to the tenant, and the members count toward the
+    /// tenant's queued-job limit.
+    pub async fn submit_sweep_for(
+        &self,
+        tenant: &str,
+        request: &SweepRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<SweepSubmission, ServiceError> {
         let plan = expand(request)?;
         let canonical = canonical_json(request);
         let request_hash = format!("{:x}", Sha256::digest(canonical.as_bytes()));
@@ -106,6 +120,8 @@ impl Service {
                 run_until_epoch: first_rung[*config],
             })
             .collect();
+        self.check_queue_room(tenant, plans.len()).await?;
+        let scoped = idempotency_key.map(|key| scoped_key(tenant, key));
         let submitted = self
             .store()
             .submit_sweep(NewSweep {
@@ -114,7 +130,8 @@ impl Service {
                 warnings: &warnings,
                 max_concurrent: plan.max_concurrent,
                 members,
-                idempotency: idempotency_key.map(|key| (key, request_hash.as_str())),
+                idempotency: scoped.as_deref().map(|key| (key, request_hash.as_str())),
+                tenant: Some(tenant),
             })
             .await?;
         match submitted {

@@ -26,8 +26,9 @@ pub use lease::{
 };
 pub use records::{
     CancelOutcome, DeleteOutcome, JobFilter, JobRecord, MemberUpdate, MetricSummary, NewJob,
-    NewMember, NewSweep, StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepEvent, SweepFilter,
-    SweepRecord, SweepStatus, SweepStep, SweepSubmitted, UnknownSweepStatus,
+    NewMember, NewSweep, NewToken, StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepEvent,
+    SweepFilter, SweepRecord, SweepStatus, SweepStep, SweepSubmitted, TokenRecord,
+    UnknownSweepStatus,
 };
 
 use crate::job::{JobError, JobId, JobStatus};
@@ -70,6 +71,8 @@ pub enum StoreError {
     Corrupt { job: JobId, detail: String },
     #[error("stored data of sweep {sweep} is unreadable: {detail}")]
     CorruptSweep { sweep: SweepId, detail: String },
+    #[error("stored token {token} is unreadable: {detail}")]
+    CorruptToken { token: i64, detail: String },
     #[error("could not encode JSON: {0}")]
     Encode(#[source] serde_json::Error),
     /// The job's row holds another lease than the writer's: the job was taken away (its
@@ -292,6 +295,20 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
         Ok(None)
     }
+    /// The tenant a job belongs to, if the job exists.
+    async fn job_tenant(&self, id: JobId) -> Result<Option<String>, StoreError>;
+    /// The tenant a sweep belongs to, if the sweep exists.
+    async fn sweep_tenant(&self, id: SweepId) -> Result<Option<String>, StoreError>;
+
+    /// Stores a token's hash, tenant, role and expiry.
+    async fn create_token(&self, token: NewToken<'_>) -> Result<TokenRecord, StoreError>;
+    /// The token with this hash (an indexed lookup), live or not.
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Every token, oldest first.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Revokes a token for good; `None` when there is no such token, else whether it was
+    /// live until now.
+    async fn revoke_token(&self, id: i64) -> Result<Option<bool>, StoreError>;
 
     /// Checks that the database answers a query that reads its tables.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Role;
 use crate::job::{JobError, JobId, JobSpec, JobStatus, Warning};
 use crate::sweep::{Decision, Observation, SweepId};
 use crate::train::EpochMetrics;
@@ -47,6 +48,8 @@ pub struct NewJob<'a> {
     pub total_steps: u64,
     /// The client's `Idempotency-Key` and a hash of its request body.
     pub idempotency: Option<(&'a str, &'a str)>,
+    /// The tenant it belongs to; `None`: [`crate::auth::DEFAULT_TENANT`].
+    pub tenant: Option<&'a str>,
 }
 
 /// The outcome of a submission.
@@ -90,6 +93,8 @@ pub struct JobFilter {
     pub sweep: Option<SweepId>,
     pub before: Option<JobId>,
     pub limit: u32,
+    /// Only this tenant's jobs (`None`: every tenant's).
+    pub tenant: Option<String>,
 }
 
 /// The latest and the best (highest test accuracy) epoch of a job.
@@ -203,6 +208,9 @@ pub struct NewSweep<'a> {
     pub members: Vec<NewMember<'a>>,
     /// The client's `Idempotency-Key` and a hash of its canonical request.
     pub idempotency: Option<(&'a str, &'a str)>,
+    /// The tenant the sweep and its members belong to; `None`:
+    /// [`crate::auth::DEFAULT_TENANT`].
+    pub tenant: Option<&'a str>,
 }
 
 /// The outcome of a sweep submission.
@@ -222,6 +230,8 @@ pub enum SweepSubmitted {
 pub struct SweepFilter {
     pub before: Option<SweepId>,
     pub limit: u32,
+    /// Only this tenant's sweeps (`None`: every tenant's).
+    pub tenant: Option<String>,
 }
 
 /// One entry of a sweep's early-stopping log.
@@ -275,4 +285,33 @@ pub struct SweepStep<'a> {
     pub events: &'a [SweepEvent],
     pub updates: &'a [MemberUpdate],
     pub status: SweepStatus,
+}
+
+/// An API token as stored: never the token itself, only its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub tenant: String,
+    pub role: Role,
+    /// SHA-256 of the token, hex ([`crate::auth::hash_token`]).
+    pub hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TokenRecord {
+    /// Whether the token may be used at `now`: not revoked, not expired.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|expires| now < expires)
+    }
+}
+
+/// A token to store.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    pub tenant: &'a str,
+    pub role: Role,
+    pub hash: &'a str,
+    pub expires_at: Option<DateTime<Utc>>,
 }

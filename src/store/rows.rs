@@ -6,7 +6,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{JobRecord, StoreError, StoredSweepEvent, SweepEvent, SweepRecord, UnknownSweepStatus};
+use super::{
+    JobRecord, StoreError, StoredSweepEvent, SweepEvent, SweepRecord, TokenRecord,
+    UnknownSweepStatus,
+};
 use crate::job::{FailureCode, JobError, JobId, JobStatus};
 use crate::sweep::SweepId;
 use crate::train::{EpochMetrics, StepRecord};
@@ -243,4 +246,42 @@ pub(crate) fn step_record(
         lr,
         loss: loss.unwrap_or(f64::NAN),
     })
+}
+
+/// A token's columns.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct TokenRow {
+    id: i64,
+    tenant: String,
+    role: String,
+    hash: String,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of [`TokenRow`].
+pub(crate) const TOKEN_COLUMNS: &str = "id, tenant, role, hash, created_at, expires_at, revoked_at";
+
+impl TryFrom<TokenRow> for TokenRecord {
+    type Error = StoreError;
+
+    fn try_from(row: TokenRow) -> Result<Self, StoreError> {
+        let role =
+            row.role
+                .parse()
+                .map_err(|err: crate::auth::UnknownRole| StoreError::CorruptToken {
+                    token: row.id,
+                    detail: err.to_string(),
+                })?;
+        Ok(TokenRecord {
+            id: row.id,
+            tenant: row.tenant,
+            role,
+            hash: row.hash,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+        })
+    }
 }

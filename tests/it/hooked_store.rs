@@ -205,6 +205,30 @@ impl<H: Hooks> JobStore for Hooked<H> {
     async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
         self.store.subscribe().await
     }
+    async fn job_tenant(&self, id: JobId) -> Result<Option<String>, StoreError> {
+        self.store.job_tenant(id).await
+    }
+    async fn sweep_tenant(&self, id: SweepId) -> Result<Option<String>, StoreError> {
+        self.store.sweep_tenant(id).await
+    }
+    async fn create_token(
+        &self,
+        token: lrlab::store::NewToken<'_>,
+    ) -> Result<lrlab::store::TokenRecord, StoreError> {
+        self.store.create_token(token).await
+    }
+    async fn token_by_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<lrlab::store::TokenRecord>, StoreError> {
+        self.store.token_by_hash(hash).await
+    }
+    async fn tokens(&self) -> Result<Vec<lrlab::store::TokenRecord>, StoreError> {
+        self.store.tokens().await
+    }
+    async fn revoke_token(&self, id: i64) -> Result<Option<bool>, StoreError> {
+        self.store.revoke_token(id).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await
     }

@@ -28,6 +28,7 @@ mod store;
 mod support;
 mod sweep_lockstep;
 mod sweeps;
+mod tenants;
 mod test_db;
 mod train_grad;
 mod train_run;

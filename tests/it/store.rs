@@ -73,6 +73,7 @@ on_both_backends!(
 );
 
 mod sweeps;
+mod tenants;
 
 async fn open(db: &TestDb) -> Store {
     store::open(&db.url).await.expect("open the store")
@@ -99,6 +100,7 @@ async fn submit(store: &Store, name: &str, priority: i64) -> JobRecord {
             warnings: &[],
             total_steps: 20,
             idempotency: None,
+            tenant: None,
         })
         .await
         .expect("submit")
@@ -167,6 +169,7 @@ async fn submissions_are_created_replayed_by_key_and_a_reused_key_is_refused(sto
         warnings: &[],
         total_steps: 20,
         idempotency: Some(("key-1", hash)),
+        tenant: None,
     };
     let Submitted::Created(first) = store.submit(new("hash-a")).await.unwrap() else {
         panic!("the first submission creates the job");
@@ -194,6 +197,7 @@ async fn concurrent_submissions_with_one_key_create_one_job(store: Store) {
             warnings: &[],
             total_steps: 20,
             idempotency: Some(("race", "same-body")),
+            tenant: None,
         })
     }))
     .await;

@@ -58,6 +58,7 @@ pub fn test_config(dir: &Path, workers: usize, data: PathBuf) -> AppConfig {
         },
         allowed_hosts: None,
         limits: ConnectionLimits::default(),
+        auth: Default::default(),
     }
 }
 
@@ -389,6 +390,7 @@ pub async fn spawn_service(
         lease: LeaseConfig::default(),
         fault,
         lockstep: true,
+        max_queued_per_tenant: None,
     };
     let service = Service::start(store.clone(), config)
         .await

@@ -579,6 +579,7 @@ fn the_sweep_command_runs_a_sweep_in_the_foreground_and_writes_its_results() {
             .list_sweeps(&lrlab::store::SweepFilter {
                 before: None,
                 limit: 10,
+                tenant: None,
             })
             .await
             .unwrap();

@@ -10,9 +10,55 @@ export class ApiError extends Error {
   }
 }
 
+const TOKEN_KEY = 'lrlab.token';
+
+/** The API token of this browser tab (servers with `--auth tokens`), if one was given. */
+export const savedToken = () => sessionStorage.getItem(TOKEN_KEY);
+
+let asking = null;
+
+/**
+ * Asks for an API token once, in a small form over the page (not `window.prompt`), and
+ * keeps it for this tab's session. Concurrent 401s share one form.
+ */
+function askForToken(message) {
+  asking ??= new Promise((resolve) => {
+    const dialog = document.createElement('dialog');
+    dialog.className = 'token-dialog';
+    const form = document.createElement('form');
+    form.method = 'dialog';
+    const label = document.createElement('label');
+    label.textContent = message;
+    const input = document.createElement('input');
+    input.type = 'password';
+    input.name = 'token';
+    input.autocomplete = 'off';
+    input.placeholder = 'lrlab_…';
+    input.required = true;
+    label.append(document.createElement('br'), input);
+    const submit = document.createElement('button');
+    submit.type = 'submit';
+    submit.textContent = 'Use token';
+    form.append(label, submit);
+    dialog.append(form);
+    document.body.append(dialog);
+    dialog.addEventListener('close', () => {
+      const token = input.value.trim();
+      dialog.remove();
+      asking = null;
+      if (token) sessionStorage.setItem(TOKEN_KEY, token);
+      resolve(token || null);
+    });
+    dialog.showModal();
+  });
+  return asking;
+}
+
 /** Sends one request; resolves to the parsed JSON body (null for 204). */
-export async function request(method, url, body, { headers = {} } = {}) {
+export async function request(method, url, body, { headers = {} } = {}, retried = false) {
   const init = { method, headers: { accept: 'application/json', ...headers } };
+  const token = savedToken();
+  if (token) init.headers.authorization = `Bearer ${token}`;
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -22,6 +68,13 @@ export async function request(method, url, body, { headers = {} } = {}) {
     response = await fetch(url, init);
   } catch (err) {
     throw new ApiError(0, 'network_error', `cannot reach the server (${err.message})`);
+  }
+  if (response.status === 401 && !retried) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    const given = await askForToken(token
+      ? 'That token was refused (unknown, revoked or expired). API token:'
+      : 'This lrlab needs an API token (lrlab token create). API token:');
+    if (given) return request(method, url, body, { headers }, true);
   }
   const json = await readJson(response);
   if (!response.ok) {

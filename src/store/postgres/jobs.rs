@@ -3,6 +3,7 @@
 use sqlx::types::Json;
 
 use super::PostgresStore;
+use crate::auth::DEFAULT_TENANT;
 use crate::job::{JobId, JobStatus};
 use crate::store::rows::JobRow;
 use crate::store::{
@@ -26,8 +27,8 @@ impl PostgresStore {
         let (key, hash) = job.idempotency.unzip();
         let inserted = sqlx::query_as::<_, JobRow>(&format!(
             "INSERT INTO jobs (name, spec, warnings, status, priority, idempotency_key, \
-             request_hash, epochs, total_steps) \
-             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8) RETURNING {JOB_COLUMNS}"
+             request_hash, epochs, total_steps, tenant) \
+             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9) RETURNING {JOB_COLUMNS}"
         ))
         .bind(&job.spec.name)
         .bind(Json(job.spec))
@@ -37,6 +38,7 @@ impl PostgresStore {
         .bind(hash)
         .bind(i64::from(job.spec.epochs))
         .bind(i64::try_from(job.total_steps).unwrap_or(i64::MAX))
+        .bind(job.tenant.unwrap_or(DEFAULT_TENANT))
         .fetch_one(&self.pool)
         .await;
         match inserted {
@@ -104,6 +106,7 @@ impl PostgresStore {
              AND ($2::text IS NULL OR name = $2) \
              AND ($3::bigint IS NULL OR id < $3) \
              AND ($5::bigint IS NULL OR sweep_id = $5) \
+             AND ($6::text IS NULL OR tenant = $6) \
              ORDER BY id DESC LIMIT $4"
         ))
         .bind(&statuses)
@@ -111,6 +114,7 @@ impl PostgresStore {
         .bind(filter.before)
         .bind(i64::from(filter.limit))
         .bind(filter.sweep)
+        .bind(&filter.tenant)
         .fetch_all(&self.pool)
         .await?;
         let jobs = rows
@@ -121,14 +125,24 @@ impl PostgresStore {
             "SELECT COUNT(*) FROM jobs \
              WHERE ($1::text[] IS NULL OR status = ANY($1)) \
              AND ($2::text IS NULL OR name = $2) \
-             AND ($3::bigint IS NULL OR sweep_id = $3)",
+             AND ($3::bigint IS NULL OR sweep_id = $3) \
+             AND ($4::text IS NULL OR tenant = $4)",
         )
         .bind(&statuses)
         .bind(&filter.name)
         .bind(filter.sweep)
+        .bind(&filter.tenant)
         .fetch_one(&self.pool)
         .await?;
         Ok((jobs, total))
+    }
+
+    pub(super) async fn tenant_of_job(&self, id: JobId) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query_as::<_, (String,)>("SELECT tenant FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(tenant,)| tenant))
     }
 
     pub(super) async fn position(&self, job: &JobRecord) -> Result<i64, StoreError> {

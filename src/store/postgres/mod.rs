@@ -12,6 +12,7 @@ mod metrics;
 mod notify;
 mod queue;
 mod sweeps;
+mod tokens;
 mod workers;
 
 use std::collections::HashMap;
@@ -24,9 +25,9 @@ use sqlx::PgPool;
 
 use super::{
     redact_url, Backend, CancelOutcome, Claim, DeleteOutcome, Expired, HeldLease, JobFilter,
-    JobRecord, JobStore, Lease, MetricSummary, NewJob, NewSweep, Renewal, StoreError,
+    JobRecord, JobStore, Lease, MetricSummary, NewJob, NewSweep, NewToken, Renewal, StoreError,
     StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus,
-    SweepStep, SweepSubmitted, WorkerActivity, WorkerIdentity, WorkerInfo,
+    SweepStep, SweepSubmitted, TokenRecord, WorkerActivity, WorkerIdentity, WorkerInfo,
 };
 use crate::job::{JobError, JobId, JobStatus};
 use crate::sweep::SweepId;
@@ -222,6 +223,24 @@ impl JobStore for PostgresStore {
     }
     async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
         Ok(Some(self.listen().await?))
+    }
+    async fn job_tenant(&self, id: JobId) -> Result<Option<String>, StoreError> {
+        self.tenant_of_job(id).await
+    }
+    async fn sweep_tenant(&self, id: SweepId) -> Result<Option<String>, StoreError> {
+        self.tenant_of_sweep(id).await
+    }
+    async fn create_token(&self, token: NewToken<'_>) -> Result<TokenRecord, StoreError> {
+        self.insert_token(token).await
+    }
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.find_token(hash).await
+    }
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.all_tokens().await
+    }
+    async fn revoke_token(&self, id: i64) -> Result<Option<bool>, StoreError> {
+        self.revoke(id).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         // Reads the queue index and the last page of the jobs table, as SQLite's does.

@@ -11,6 +11,7 @@ use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
 
 use super::PostgresStore;
+use crate::auth::DEFAULT_TENANT;
 use crate::job::JobId;
 use crate::store::rows::{sweep_event, sweep_event_body, JobEpochRow, JobRow, SweepRow};
 use crate::store::{
@@ -42,8 +43,8 @@ impl PostgresStore {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query_as::<_, SweepRow>(&format!(
             "INSERT INTO sweeps (name, request, warnings, status, max_concurrent, \
-             idempotency_key, request_hash) \
-             VALUES ($1, $2::json, $3, 'queued', $4, $5, $6) RETURNING {SWEEP_COLUMNS}"
+             idempotency_key, request_hash, tenant) \
+             VALUES ($1, $2::json, $3, 'queued', $4, $5, $6, $7) RETURNING {SWEEP_COLUMNS}"
         ))
         .bind(sweep.name)
         .bind(sweep.request)
@@ -51,6 +52,7 @@ impl PostgresStore {
         .bind(sweep.max_concurrent.map(i64::from))
         .bind(key)
         .bind(hash)
+        .bind(sweep.tenant.unwrap_or(DEFAULT_TENANT))
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {
@@ -94,12 +96,13 @@ impl PostgresStore {
             .collect();
         sqlx::query(
             "INSERT INTO jobs (name, spec, warnings, status, priority, epochs, total_steps, \
-             sweep_id, sweep_config, run_until_epoch) \
+             sweep_id, sweep_config, run_until_epoch, tenant) \
              SELECT m.name, m.spec::jsonb, m.warnings::jsonb, 'queued', m.priority, m.epochs, \
-             m.total_steps, $1, m.config, m.run_until \
+             m.total_steps, $1, m.config, m.run_until, s.tenant \
              FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], \
                          $7::bigint[], $8::bigint[], $9::bigint[]) WITH ORDINALITY \
                   AS m(name, spec, warnings, priority, epochs, total_steps, config, run_until, n) \
+             JOIN sweeps s ON s.id = $1 \
              ORDER BY m.n",
         )
         .bind(row.id)
@@ -154,19 +157,32 @@ impl PostgresStore {
     ) -> Result<(Vec<SweepRecord>, i64), StoreError> {
         let sweeps = sqlx::query_as::<_, SweepRow>(&format!(
             "SELECT {SWEEP_COLUMNS} FROM sweeps WHERE ($1::bigint IS NULL OR id < $1) \
+             AND ($3::text IS NULL OR tenant = $3) \
              ORDER BY id DESC LIMIT $2"
         ))
         .bind(filter.before)
         .bind(i64::from(filter.limit))
+        .bind(&filter.tenant)
         .fetch_all(&self.pool)
         .await?
         .into_iter()
         .map(SweepRecord::try_from)
         .collect::<Result<Vec<_>, _>>()?;
-        let (total,) = sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM sweeps")
-            .fetch_one(&self.pool)
-            .await?;
+        let (total,) = sqlx::query_as::<_, (i64,)>(
+            "SELECT COUNT(*) FROM sweeps WHERE ($1::text IS NULL OR tenant = $1)",
+        )
+        .bind(&filter.tenant)
+        .fetch_one(&self.pool)
+        .await?;
         Ok((sweeps, total))
+    }
+
+    pub(super) async fn tenant_of_sweep(&self, id: SweepId) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query_as::<_, (String,)>("SELECT tenant FROM sweeps WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(tenant,)| tenant))
     }
 
     pub(super) async fn unfinished(&self) -> Result<Vec<SweepId>, StoreError> {

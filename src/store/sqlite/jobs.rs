@@ -4,6 +4,7 @@ use chrono::Utc;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
+use crate::auth::DEFAULT_TENANT;
 use crate::job::{JobId, JobStatus};
 use crate::store::rows::{JobRow, JOB_COLUMNS};
 use crate::store::{
@@ -23,8 +24,8 @@ impl SqliteStore {
         let (key, hash) = job.idempotency.unzip();
         let inserted = sqlx::query_as::<_, JobRow>(&format!(
             "INSERT INTO jobs (name, spec, warnings, status, priority, idempotency_key, request_hash, \
-             created_at, updated_at, epochs, total_steps) \
-             VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?) RETURNING {JOB_COLUMNS}"
+             created_at, updated_at, epochs, total_steps, tenant) \
+             VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {JOB_COLUMNS}"
         ))
         .bind(&job.spec.name)
         .bind(spec)
@@ -36,6 +37,7 @@ impl SqliteStore {
         .bind(now)
         .bind(i64::from(job.spec.epochs))
         .bind(i64::try_from(job.total_steps).unwrap_or(i64::MAX))
+        .bind(job.tenant.unwrap_or(DEFAULT_TENANT))
         .fetch_one(&self.pool)
         .await;
         match inserted {
@@ -186,6 +188,14 @@ impl SqliteStore {
         })
     }
 
+    pub(super) async fn tenant_of_job(&self, id: JobId) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query_as::<_, (String,)>("SELECT tenant FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(tenant,)| tenant))
+    }
+
     pub(super) async fn job_status(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
         let row = sqlx::query_as::<_, (JobStatus,)>("SELECT status FROM jobs WHERE id = ?")
             .bind(id)
@@ -209,5 +219,8 @@ fn push_filter(query: &mut QueryBuilder<'_, Sqlite>, filter: &JobFilter) {
     }
     if let Some(sweep) = filter.sweep {
         query.push(" AND sweep_id = ").push_bind(sweep);
+    }
+    if let Some(tenant) = &filter.tenant {
+        query.push(" AND tenant = ").push_bind(tenant.clone());
     }
 }

@@ -4,6 +4,7 @@ mod jobs;
 mod metrics;
 mod queue;
 mod sweeps;
+mod tokens;
 mod workers;
 
 use std::collections::HashMap;
@@ -16,9 +17,9 @@ use sqlx::SqlitePool;
 
 use super::{
     Backend, CancelOutcome, Claim, DeleteOutcome, Expired, HeldLease, JobFilter, JobRecord,
-    JobStore, Lease, MetricSummary, NewJob, NewSweep, Renewal, StoreError, StoredSweepEvent,
-    Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus, SweepStep,
-    SweepSubmitted, WorkerActivity, WorkerIdentity, WorkerInfo,
+    JobStore, Lease, MetricSummary, NewJob, NewSweep, NewToken, Renewal, StoreError,
+    StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus,
+    SweepStep, SweepSubmitted, TokenRecord, WorkerActivity, WorkerIdentity, WorkerInfo,
 };
 use crate::job::{JobError, JobId, JobStatus};
 use crate::sweep::SweepId;
@@ -222,6 +223,24 @@ impl JobStore for SqliteStore {
     }
     async fn delete_sweep(&self, id: SweepId) -> Result<SweepDeleteOutcome, StoreError> {
         self.remove_sweep(id).await
+    }
+    async fn job_tenant(&self, id: JobId) -> Result<Option<String>, StoreError> {
+        self.tenant_of_job(id).await
+    }
+    async fn sweep_tenant(&self, id: SweepId) -> Result<Option<String>, StoreError> {
+        self.tenant_of_sweep(id).await
+    }
+    async fn create_token(&self, token: NewToken<'_>) -> Result<TokenRecord, StoreError> {
+        self.insert_token(token).await
+    }
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.find_token(hash).await
+    }
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.all_tokens().await
+    }
+    async fn revoke_token(&self, id: i64) -> Result<Option<bool>, StoreError> {
+        self.revoke(id).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         // Reads the queue index and the last page of the jobs table, so a

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use super::SqliteStore;
+use crate::auth::DEFAULT_TENANT;
 use crate::job::JobId;
 use crate::store::rows::{
     sweep_event, sweep_event_body, JobEpochRow, JobRow, SweepRow, JOB_COLUMNS, SWEEP_COLUMNS,
@@ -30,11 +31,12 @@ impl SqliteStore {
         let now = Utc::now();
         let warnings = serde_json::to_string(sweep.warnings).map_err(StoreError::Encode)?;
         let (key, hash) = sweep.idempotency.unzip();
+        let tenant = sweep.tenant.unwrap_or(DEFAULT_TENANT);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = sqlx::query_as::<_, SweepRow>(&format!(
             "INSERT INTO sweeps (name, request, warnings, status, max_concurrent, \
-             idempotency_key, request_hash, created_at, updated_at) \
-             VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING {SWEEP_COLUMNS}"
+             idempotency_key, request_hash, created_at, updated_at, tenant) \
+             VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?) RETURNING {SWEEP_COLUMNS}"
         ))
         .bind(sweep.name)
         .bind(sweep.request)
@@ -44,6 +46,7 @@ impl SqliteStore {
         .bind(hash)
         .bind(now)
         .bind(now)
+        .bind(tenant)
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {
@@ -66,8 +69,8 @@ impl SqliteStore {
             let warnings = serde_json::to_string(member.warnings).map_err(StoreError::Encode)?;
             sqlx::query(
                 "INSERT INTO jobs (name, spec, warnings, status, priority, created_at, updated_at, \
-                 epochs, total_steps, sweep_id, sweep_config, run_until_epoch) \
-                 VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+                 epochs, total_steps, sweep_id, sweep_config, run_until_epoch, tenant) \
+                 VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&member.spec.name)
             .bind(spec)
@@ -80,6 +83,7 @@ impl SqliteStore {
             .bind(row.id)
             .bind(i64::try_from(member.config).unwrap_or(i64::MAX))
             .bind(member.run_until_epoch.map(i64::from))
+            .bind(tenant)
             .execute(&mut *tx)
             .await?;
         }
@@ -124,6 +128,9 @@ impl SqliteStore {
     ) -> Result<(Vec<SweepRecord>, i64), StoreError> {
         let mut page =
             QueryBuilder::<Sqlite>::new(format!("SELECT {SWEEP_COLUMNS} FROM sweeps WHERE 1 = 1"));
+        if let Some(tenant) = &filter.tenant {
+            page.push(" AND tenant = ").push_bind(tenant.clone());
+        }
         if let Some(before) = filter.before {
             page.push(" AND id < ").push_bind(before);
         }
@@ -136,10 +143,23 @@ impl SqliteStore {
             .into_iter()
             .map(SweepRecord::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        let (total,) = sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM sweeps")
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM sweeps WHERE 1 = 1");
+        if let Some(tenant) = &filter.tenant {
+            count.push(" AND tenant = ").push_bind(tenant.clone());
+        }
+        let (total,) = count
+            .build_query_as::<(i64,)>()
             .fetch_one(&self.pool)
             .await?;
         Ok((sweeps, total))
+    }
+
+    pub(super) async fn tenant_of_sweep(&self, id: SweepId) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query_as::<_, (String,)>("SELECT tenant FROM sweeps WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(tenant,)| tenant))
     }
 
     pub(super) async fn unfinished(&self) -> Result<Vec<SweepId>, StoreError> {

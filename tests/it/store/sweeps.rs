@@ -66,6 +66,7 @@ async fn submit_sweep_with(
                 })
                 .collect(),
             idempotency: key,
+            tenant: None,
         })
         .await
         .expect("submit the sweep")
@@ -255,6 +256,7 @@ async fn members_and_their_metrics_are_listed_by_sweep(store: Store) {
         .list_sweeps(&SweepFilter {
             before: None,
             limit: 1,
+            tenant: None,
         })
         .await
         .unwrap();
@@ -264,6 +266,7 @@ async fn members_and_their_metrics_are_listed_by_sweep(store: Store) {
         .list_sweeps(&SweepFilter {
             before: Some(sweep.id),
             limit: 10,
+            tenant: None,
         })
         .await
         .unwrap();
