@@ -147,13 +147,14 @@ pub struct InvalidDuration(pub String);
 /// Parses `90m`, `12h`, `30d` (minutes, hours, days; at most 10 years).
 pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
     let invalid = || InvalidDuration(text.to_string());
-    let split = text.len().checked_sub(1).ok_or_else(invalid)?;
-    let (number, unit) = text.split_at(split);
+    // The unit is the last character, whatever its width (`"\u{9b}"` is two bytes).
+    let unit = text.chars().last().ok_or_else(invalid)?;
+    let number = &text[..text.len() - unit.len_utf8()];
     let count: u64 = number.parse().map_err(|_| invalid())?;
     let unit_secs = match unit {
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
         _ => return Err(invalid()),
     };
     let secs = count.checked_mul(unit_secs).ok_or_else(invalid)?;
@@ -241,7 +242,19 @@ mod tests {
     fn expiry_durations_need_a_unit() {
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
-        for bad in ["", "30", "d", "0d", "5w", "-1h", "99999d"] {
+        // Multi-byte text is refused, not a panic at a byte that splits a character.
+        for bad in [
+            "",
+            "30",
+            "d",
+            "0d",
+            "5w",
+            "-1h",
+            "99999d",
+            "\u{9b}",
+            "3\u{e9}",
+            "1\u{1F600}",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
