@@ -21,8 +21,8 @@ use crate::job::{JobId, JobStatus, Warning};
 use crate::service::{SweepDecision, SweepDetails, SweepSubmission};
 use crate::store::{SweepFilter, SweepRecord, SweepStatus};
 use crate::sweep::{
-    bands_csv, presets, Action, ConfigBand, ConfigOrigin, Metric, Mode, StoppingParams, Summary,
-    SweepId, SweepRequest,
+    band_chart, bands_csv, presets, Action, BandKind, ConfigBand, ConfigOrigin, Metric, Mode,
+    StoppingParams, Summary, SweepId, SweepRequest,
 };
 
 const DEFAULT_PAGE: u32 = 50;
@@ -486,39 +486,9 @@ async fn chart(
         .service()
         .sweep_series(id, metric_param(&params)?)
         .await?;
-    let band_name = if ci { "95% interval" } else { "± std" };
-    let title = format!(
-        "{}: {metric} over {} seeds ({band_name})",
-        plan.name,
-        plan.seeds.len()
-    );
-    let y_label = if matches!(metric, Metric::TestAcc | Metric::TrainAcc) {
-        "accuracy"
-    } else {
-        "loss"
-    };
-    let chart = bands.iter().fold(
-        crate::chart::LineChart::new(title, "epoch", y_label)
-            .size(width, height)
-            .log_y(log_y),
-        |chart, band| {
-            let x = band.points.iter().map(|p| f64::from(p.epoch)).collect();
-            let mean = band.points.iter().map(|p| Some(p.mean)).collect();
-            let (lo, hi) = band
-                .points
-                .iter()
-                .map(|p| {
-                    if ci {
-                        (p.ci95.map(|i| i.low), p.ci95.map(|i| i.high))
-                    } else {
-                        (p.std.map(|s| p.mean - s), p.std.map(|s| p.mean + s))
-                    }
-                })
-                .unzip();
-            let seeds = band.points.iter().map(|p| p.n).max().unwrap_or(0);
-            let label = format!("{} (n={seeds})", band.name);
-            chart.push(crate::chart::Series::line(label, x, mean).with_band(lo, hi))
-        },
-    );
+    let kind = if ci { BandKind::Ci95 } else { BandKind::Std };
+    let chart = band_chart(&plan.name, plan.seeds.len(), metric, &bands, kind)
+        .size(width, height)
+        .log_y(log_y);
     super::charts::svg_response(&headers, chart).await
 }

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::job::JobId;
 use crate::service::{DataConfig, JobEvent, Service, ServiceConfig, SweepDetails, SweepSubmission};
 use crate::store::{self, LeaseConfig};
-use crate::sweep::{bands_csv, csv_field, Metric, SweepId, SweepRequest};
+use crate::sweep::{band_chart, bands_csv, csv_field, BandKind, Metric, SweepId, SweepRequest};
 use crate::train::DeviceSpec;
 
 use super::serve::Switch;
@@ -300,10 +300,15 @@ async fn write_results(
     }
     write("decisions.csv", csv)?;
     for metric in Metric::ALL {
-        let (_, _, bands) = service
+        let (plan, _, bands) = service
             .sweep_series(details.record.id, Some(metric))
             .await?;
         write(&format!("series-{metric}.csv"), bands_csv(&bands))?;
+        let chart = band_chart(&plan.name, plan.seeds.len(), metric, &bands, BandKind::Std);
+        let svg = chart
+            .to_svg()
+            .map_err(|err| anyhow!("drawing the {metric} chart: {err}"))?;
+        write(&format!("chart-{metric}.svg"), svg)?;
     }
     eprintln!("results written to {}", out.display());
     Ok(())

@@ -102,3 +102,52 @@ pub fn csv_field(text: &str) -> String {
         text.to_string()
     }
 }
+
+/// Which band a chart shades around each config's mean line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BandKind {
+    /// ± one standard deviation over the seeds.
+    Std,
+    /// The Student t 95% interval of the mean.
+    Ci95,
+}
+
+/// The band chart of a sweep: one mean line per config over its shaded band, a legend
+/// naming each config with its seed count. The API's `chart.svg` and `lrlab sweep`'s
+/// `chart-<metric>.svg` are this one drawing.
+pub fn band_chart(
+    sweep_name: &str,
+    seeds: usize,
+    metric: super::Metric,
+    bands: &[ConfigBand],
+    kind: BandKind,
+) -> crate::chart::LineChart {
+    let band_name = match kind {
+        BandKind::Std => "± std",
+        BandKind::Ci95 => "95% interval",
+    };
+    let title = format!("{sweep_name}: {metric} over {seeds} seeds ({band_name})");
+    let y_label = if matches!(metric, super::Metric::TestAcc | super::Metric::TrainAcc) {
+        "accuracy"
+    } else {
+        "loss"
+    };
+    bands.iter().fold(
+        crate::chart::LineChart::new(title, "epoch", y_label),
+        |chart, band| {
+            let x = band.points.iter().map(|p| f64::from(p.epoch)).collect();
+            let mean = band.points.iter().map(|p| Some(p.mean)).collect();
+            let (lo, hi) = band
+                .points
+                .iter()
+                .map(|p| match kind {
+                    BandKind::Ci95 => (p.ci95.map(|i| i.low), p.ci95.map(|i| i.high)),
+                    BandKind::Std => (p.std.map(|s| p.mean - s), p.std.map(|s| p.mean + s)),
+                })
+                .unzip();
+            let n = band.points.iter().map(|p| p.n).max().unwrap_or(0);
+            let label = format!("{} (n={n})", band.name);
+            chart.push(crate::chart::Series::line(label, x, mean).with_band(lo, hi))
+        },
+    )
+}

@@ -50,7 +50,7 @@ mod warnings;
 mod tests;
 
 pub use asha::Asha;
-pub use band::{band_series, bands_csv, csv_field, BandPoint, ConfigBand};
+pub use band::{band_chart, band_series, bands_csv, csv_field, BandKind, BandPoint, ConfigBand};
 pub use canonical::canonical_json;
 pub use decision::{Action, ConfigState, Decision, Observation};
 pub use error::FieldError;

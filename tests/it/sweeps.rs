@@ -558,6 +558,11 @@ fn the_sweep_command_runs_a_sweep_in_the_foreground_and_writes_its_results() {
         "{unknown}"
     );
     run_sweep(args.clone()).unwrap();
+    let chart = std::fs::read_to_string(out.join("chart-test_acc.svg")).unwrap();
+    assert!(
+        chart.starts_with("<svg") && chart.contains("lr=0.01") && chart.contains("lr=0.05"),
+        "{chart}"
+    );
     let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     let rows: Vec<&str> = summary.lines().collect();
     assert_eq!(rows.len(), 3, "{summary}");
