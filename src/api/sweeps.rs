@@ -212,17 +212,7 @@ async fn submit(
     headers: HeaderMap,
     OrderedJson(request): OrderedJson<SweepRequest>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
-    let (details, replayed) = match state
-        .service()
-        .submit_sweep_for(&caller.tenant, &request, key.as_deref())
-        .await?
-    {
-        SweepSubmission::Created(details) => (details, false),
-        SweepSubmission::Replayed(details) => (details, true),
-    };
-    let location = format!("/v1/sweeps/{}", details.record.id);
-    Ok(submitted(SweepView::from(details), &location, replayed))
+    queue_sweep(&state, &caller, &headers, &request).await
 }
 
 /// `POST /v1/sweeps/presets/{name}`: the preset's request, submitted as is, so one `curl`
@@ -238,10 +228,21 @@ async fn submit_preset(
     // Read as `POST /v1/sweeps` reads a body, so both name and hash the configs alike.
     let bytes = serde_json::to_vec(&preset.request).map_err(ApiError::internal)?;
     let request: SweepRequest = super::json::parse_json_ordered(&bytes)?;
-    let key = idempotency_key(&headers)?;
+    queue_sweep(&state, &caller, &headers, &request).await
+}
+
+/// Queues `request` for the caller's tenant under the request's Idempotency-Key: 201 with
+/// the sweep, or 200 with the first one for a retry. Both submission routes answer so.
+async fn queue_sweep(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    request: &SweepRequest,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(headers)?;
     let (details, replayed) = match state
         .service()
-        .submit_sweep_for(&caller.tenant, &request, key.as_deref())
+        .submit_sweep_for(&caller.tenant, request, key.as_deref())
         .await?
     {
         SweepSubmission::Created(details) => (details, false),
