@@ -131,6 +131,9 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         print!("{report}");
         return Ok(());
     }
+    // Sittings on machines of the same kind differ by their vector units (AVX-512 or not) more
+    // than by anything in the code, so every report starts by naming them.
+    println!("{}", cpu_summary());
     if let Some(sizes) = &args.lockstep {
         return lockstep::run(&args, sizes);
     }
@@ -152,6 +155,52 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One line naming the CPU and the vector extensions the kernels can use, e.g.
+/// `cpu: AMD EPYC (2 logical cpus; avx2 fma, no avx512f)`.
+pub fn cpu_summary() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    format!(
+        "cpu: {model} ({cpus} logical cpus; {})",
+        vector_extensions()
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+fn vector_extensions() -> String {
+    let mut have = Vec::new();
+    let mut lack = Vec::new();
+    for (name, present) in [
+        ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+        ("fma", std::arch::is_x86_feature_detected!("fma")),
+        ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+    ] {
+        if present {
+            have.push(name);
+        } else {
+            lack.push(name);
+        }
+    }
+    match (have.is_empty(), lack.is_empty()) {
+        (_, true) => have.join(" "),
+        (true, false) => format!("no {}", lack.join(" ")),
+        (false, false) => format!("{}, no {}", have.join(" "), lack.join(" ")),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn vector_extensions() -> String {
+    format!("{} vector units", std::env::consts::ARCH)
 }
 
 /// What one process measured.
@@ -349,6 +398,17 @@ mod tests {
             lockstep_solo: None,
             lockstep_first: 0,
         }
+    }
+
+    /// The line names the avx2/fma/avx512f verdicts the kernels' run-time dispatch will see.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn cpu_summary_names_the_vector_extensions() {
+        let line = cpu_summary();
+        assert!(line.starts_with("cpu: "), "{line}");
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        assert_eq!(line.contains("no avx512f"), !avx512, "{line}");
+        assert!(line.contains("avx2"), "{line}");
     }
 
     #[derive(Debug, clap::Parser)]

@@ -132,3 +132,33 @@ fn the_sweep_knows_the_job_requests_optional_fields_and_defaults() {
             .unwrap();
     assert_eq!(u64::from(job.batch_size), DEFAULT_BATCH_SIZE);
 }
+
+/// The README's queue-throughput sweep is the chapter preset cut short: the same six
+/// configs and seeds, so its figures speak for the preset's groups.
+#[test]
+fn the_readme_small_chapter_file_is_the_chapter_preset_cut_short() {
+    let small: SweepRequest = crate::validation::from_json_slice(include_bytes!(
+        "../../../docs/sweeps/chapter-small.json"
+    ))
+    .unwrap();
+    let small_plan = expand(&small, validate_job).unwrap();
+    let full_plan = expand(&request("chapter"), validate_job).unwrap();
+    let configs = |plan: &crate::sweep::SweepPlan| {
+        plan.configs
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(configs(&small_plan), configs(&full_plan));
+    assert_eq!(small_plan.seeds, full_plan.seeds);
+    for member in &small_plan.members {
+        let job: JobRequest = serde_json::from_value(member.job.clone()).unwrap();
+        let spec = job
+            .into_spec(|| unreachable!("members carry their seed"))
+            .unwrap();
+        assert_eq!(
+            (spec.epochs, spec.train_limit, spec.test_limit),
+            (3, Some(20_000), Some(2_000))
+        );
+    }
+}
