@@ -17,6 +17,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ErrorCode};
 use super::AppState;
@@ -27,8 +29,11 @@ use crate::sweep::SweepId;
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone, without a token: probes, metrics, the dashboard's static files.
+    /// Anyone, without a token: probes, the dashboard's static files.
     Open,
+    /// Open, unless the server has a `--metrics-token`: then that token alone (scrapers
+    /// are not tenants, so no API token opens it, and that token opens nothing else).
+    Metrics,
     /// A token with at least this role.
     Least(Role),
 }
@@ -78,7 +83,7 @@ const ADMIN: Access = Access::Least(Role::Admin);
 pub const ACCESS: &[RouteAccess] = &[
     rule("GET", "/healthz", OPEN, Names::Nothing),
     rule("GET", "/readyz", OPEN, Names::Nothing),
-    rule("GET", "/metrics", OPEN, Names::Nothing),
+    rule("GET", "/metrics", Access::Metrics, Names::Nothing),
     rule("GET", "/v1/schedules/kinds", VIEWER, Names::Nothing),
     rule("POST", "/v1/schedules/preview", VIEWER, Names::Nothing),
     rule("POST", "/v1/jobs", MEMBER, Names::Nothing),
@@ -137,6 +142,9 @@ pub fn access_markdown() -> String {
     for rule in ACCESS {
         let who = match rule.access {
             Access::Open => "anyone, no token".to_string(),
+            Access::Metrics => {
+                "anyone, no token; with `--metrics-token`, that token only".to_string()
+            }
             Access::Least(Role::Viewer) => "viewer, member, admin".to_string(),
             Access::Least(Role::Member) => "member, admin".to_string(),
             Access::Least(Role::Admin) => "admin".to_string(),
@@ -155,6 +163,30 @@ pub fn access_markdown() -> String {
     out
 }
 
+/// The `--metrics-token` that `/metrics` asks for, kept as its SHA-256: the policy holds
+/// no secret, and comparing two digests of fixed length in constant time makes the
+/// answer's timing independent of the presented token's length and content.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MetricsToken([u8; 32]);
+
+impl MetricsToken {
+    pub fn new(token: &str) -> MetricsToken {
+        MetricsToken(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Whether `presented` is the token (constant-time, `subtle`).
+    pub fn matches(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        digest.ct_eq(&self.0).into()
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(..)")
+    }
+}
+
 /// How requests are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthPolicy {
@@ -166,6 +198,8 @@ pub struct AuthPolicy {
     /// Requests per minute per token, with bursts of up to `burst`.
     pub per_minute: NonZeroU32,
     pub burst: NonZeroU32,
+    /// The token `/metrics` needs (`None`: it is open).
+    pub metrics_token: Option<MetricsToken>,
 }
 
 impl Default for AuthPolicy {
@@ -176,6 +210,7 @@ impl Default for AuthPolicy {
             insecure: false,
             per_minute: NonZeroU32::new(600).unwrap_or(NonZeroU32::MIN),
             burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
+            metrics_token: None,
         }
     }
 }
@@ -240,8 +275,10 @@ pub(super) async fn authorize(
     let params = params.ok();
     let path = matched.as_ref().map_or("", MatchedPath::as_str);
     let rule = rule_of(request.method(), path);
-    if rule.access == Access::Open {
-        return next.run(request).await;
+    match rule.access {
+        Access::Open => return next.run(request).await,
+        Access::Metrics => return metrics_gate(state.auth(), request, next).await,
+        Access::Least(_) => {}
     }
     // Owned copies: a request body is not `Sync`, so no reference to the request may be
     // held across the lookups below.
@@ -280,6 +317,28 @@ pub(super) async fn authorize(
         );
     }
     response
+}
+
+/// `/metrics`: open without a `--metrics-token`; with one, a 401 unless the request
+/// carries it.
+pub(super) async fn metrics_gate(policy: &AuthPolicy, request: Request, next: Next) -> Response {
+    if let Some(expected) = policy.metrics_token {
+        if !bearer(&request).is_some_and(|token| expected.matches(token)) {
+            return unauthorized(
+                "/metrics needs the server's metrics token: send `Authorization: Bearer <--metrics-token>`",
+            );
+        }
+    }
+    next.run(request).await
+}
+
+/// [`metrics_gate`] as the middleware of a worker's metrics listener.
+pub(super) async fn gate_metrics(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    metrics_gate(state.auth(), request, next).await
 }
 
 /// The caller of a request under `rule`: 401 without a live token, 403 with too small a

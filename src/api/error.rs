@@ -51,6 +51,8 @@ pub enum ErrorCode {
     RateLimited,
     /// The tenant has as many queued jobs as it may (429).
     TenantQueueFull,
+    /// A sweep with more jobs than the server's `--max-sweep-jobs` (422, with the field).
+    SweepTooLarge,
     /// A state-changing request from a foreign web page (403).
     ForbiddenOrigin,
     /// A `Host` header this server does not answer to (403).
@@ -84,6 +86,7 @@ impl ErrorCode {
             ErrorCode::Forbidden,
             ErrorCode::RateLimited,
             ErrorCode::TenantQueueFull,
+            ErrorCode::SweepTooLarge,
             ErrorCode::ForbiddenOrigin,
             ErrorCode::ForbiddenHost,
             ErrorCode::RequestTimeout,
@@ -113,6 +116,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TenantQueueFull => "tenant_queue_full",
+            ErrorCode::SweepTooLarge => "sweep_too_large",
             ErrorCode::ForbiddenOrigin => "forbidden_origin",
             ErrorCode::ForbiddenHost => "forbidden_host",
             ErrorCode::RequestTimeout => "request_timeout",
@@ -124,7 +128,7 @@ impl ErrorCode {
     /// The HTTP status of an error with this code.
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorCode::Field(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Field(_) | ErrorCode::SweepTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::InvalidJson
             | ErrorCode::UnreadableBody
             | ErrorCode::InvalidQuery
@@ -281,6 +285,9 @@ impl From<ServiceError> for ApiError {
             | ServiceError::SweepNotFound(_)
             | ServiceError::TokenNotFound(_) => ErrorCode::NotFound,
             ServiceError::TenantQueueFull { .. } => ErrorCode::TenantQueueFull,
+            ServiceError::SweepTooLarge { path, .. } => {
+                return ApiError::at(ErrorCode::SweepTooLarge, path, err.to_string())
+            }
             ServiceError::InvalidTenant(ref err) => {
                 return ApiError::at(
                     ErrorCode::Field(crate::validation::FieldCode::InvalidValue),

@@ -42,7 +42,9 @@ use tower_http::trace::TraceLayer;
 
 use routes::Routes;
 
-pub use auth::{access_markdown, access_table, Access, AuthPolicy, Names, RouteAccess};
+pub use auth::{
+    access_markdown, access_table, Access, AuthPolicy, MetricsToken, Names, RouteAccess,
+};
 pub use error::{ApiError, ErrorCode};
 pub use guard::HostPolicy;
 pub use json::BODY_LIMIT;
@@ -172,6 +174,10 @@ pub fn metrics_router(state: AppState) -> Router {
     crate::observability::install();
     observability::routes()
         .into_router()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::gate_metrics,
+        ))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

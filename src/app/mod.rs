@@ -43,6 +43,12 @@ pub struct NodeConfig {
     pub lease: LeaseConfig,
     /// Whether workers train sweep members in lockstep groups (when their sweep asks).
     pub lockstep: bool,
+    /// The token `GET /metrics` needs, on the API and on a worker's metrics listener
+    /// (`--metrics-token`; `None`: open).
+    pub metrics_token: Option<api::MetricsToken>,
+    /// What this process's workers' claims respect (`--max-running-per-tenant`). A worker
+    /// option, not an API one: the claim enforces it, so every process that claims needs it.
+    pub claim_limits: store::ClaimLimits,
 }
 
 /// Everything a server needs to start; `lrlab serve`'s options map onto it.
@@ -75,6 +81,8 @@ pub struct AuthConfig {
     pub rate: Option<(std::num::NonZeroU32, std::num::NonZeroU32)>,
     /// Queued jobs one tenant may have (`None`: no limit).
     pub max_queued_per_tenant: Option<u32>,
+    /// Jobs one sweep may have, for every tenant (`None`: the sweep engine's own limit).
+    pub max_sweep_jobs: Option<u32>,
 }
 
 /// A running server: the API over a [`Node`].
@@ -91,7 +99,7 @@ impl App {
     /// Checks the configuration, opens the store, starts the workers and starts listening.
     pub async fn start(config: AppConfig) -> anyhow::Result<App> {
         check_auth_bind(&config)?;
-        let (store, service) = open_node(&config.node, config.auth.max_queued_per_tenant).await?;
+        let (store, service) = open_node(&config.node, Some(&config.auth)).await?;
         let auth = auth_policy(&config, &service).await?;
         let hosts = HostPolicy::for_bind(config.bind, config.allowed_hosts.clone());
         let router = api::router(AppState::with_auth(service.clone(), hosts, auth));
@@ -151,9 +159,13 @@ impl Node {
         let (store, service) = open_node(&config, None).await?;
         let metrics = match metrics_bind {
             Some(bind) => {
-                let router = api::metrics_router(AppState::new(
+                let router = api::metrics_router(AppState::with_auth(
                     service.clone(),
                     HostPolicy::for_bind(bind, None),
+                    api::AuthPolicy {
+                        metrics_token: config.metrics_token,
+                        ..api::AuthPolicy::default()
+                    },
                 ));
                 let listening = Listening::start(bind, router, ConnectionLimits::default()).await?;
                 tracing::info!(address = %listening.addr, "Prometheus metrics on http://{}/metrics", listening.addr);
@@ -209,11 +221,11 @@ impl Node {
     }
 }
 
-/// Checks a node's configuration, opens its store and starts its service.
-/// `max_queued_per_tenant` bounds submissions, which only an API process takes.
+/// Checks a node's configuration, opens its store and starts its service. `auth` holds
+/// the limits on submissions (queued jobs, sweep size), which only an API process takes.
 async fn open_node(
     config: &NodeConfig,
-    max_queued_per_tenant: Option<u32>,
+    auth: Option<&AuthConfig>,
 ) -> anyhow::Result<(Store, Service)> {
     check_artifacts_dir(&config.artifacts_dir)?;
     anyhow::ensure!(
@@ -236,7 +248,9 @@ async fn open_node(
             lease: config.lease,
             fault: None,
             lockstep: config.lockstep,
-            max_queued_per_tenant,
+            max_queued_per_tenant: auth.and_then(|auth| auth.max_queued_per_tenant),
+            claim_limits: config.claim_limits,
+            max_sweep_jobs: auth.and_then(|auth| auth.max_sweep_jobs),
         },
     )
     .await?;
@@ -330,6 +344,7 @@ async fn auth_policy(config: &AppConfig, service: &Service) -> anyhow::Result<ap
     let mut policy = api::AuthPolicy {
         tokens: config.auth.tokens,
         insecure: !config.auth.tokens && !config.bind.ip().is_loopback(),
+        metrics_token: config.node.metrics_token,
         ..api::AuthPolicy::default()
     };
     if let Some((per_minute, burst)) = config.auth.rate {

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use std::num::NonZeroU32;
 
+use crate::api::MetricsToken;
 use crate::app::{App, AppConfig, AuthConfig, ConnectionLimits, Node, NodeConfig};
 use crate::service::DataConfig;
-use crate::store::LeaseConfig;
+use crate::store::{ClaimLimits, LeaseConfig};
 use crate::train::DeviceSpec;
 
 /// What every process that runs jobs or reads the queue needs: the database, the
@@ -53,7 +54,20 @@ pub struct NodeArgs {
     /// all of them (when the sweep asks for it, its default); `off`: every member on its own.
     #[arg(long, env = "LRLAB_LOCKSTEP", default_value = "on")]
     pub lockstep: Switch,
+    /// Running jobs one tenant may have at once, over every process of the queue (the
+    /// claim passes over a tenant at its limit; lockstep members count); 0: no limit. Give
+    /// every process that runs workers the same value.
+    #[arg(long, env = "LRLAB_MAX_RUNNING_PER_TENANT", default_value_t = 0)]
+    pub max_running_per_tenant: u32,
+    /// A secret that `GET /metrics` then needs as `Authorization: Bearer <it>` (at least
+    /// 16 characters; unset or empty: /metrics stays open). Separate from API tokens, so a
+    /// scraper holds no tenant's rights.
+    #[arg(long, env = "LRLAB_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
+
+/// The shortest `--metrics-token` accepted: a typo-length secret would be guessable.
+pub const MIN_METRICS_TOKEN_LEN: usize = 16;
 
 /// An option that is on or off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,14 +77,28 @@ pub enum Switch {
 }
 
 impl NodeArgs {
-    /// The process's store, workers (`workers` slots on each device) and leases.
-    pub fn node_config(&self) -> NodeConfig {
+    /// The process's store, workers (`workers` slots on each device) and leases; fails on
+    /// a `--metrics-token` too short to be a secret.
+    pub fn node_config(&self) -> anyhow::Result<NodeConfig> {
         let workers = self
             .device
             .iter()
             .flat_map(|device| std::iter::repeat_n(*device, usize::from(self.workers)))
             .collect();
-        NodeConfig {
+        let metrics_token = match self.metrics_token.as_deref() {
+            None | Some("") => None,
+            Some(token) => {
+                anyhow::ensure!(
+                    token.len() >= MIN_METRICS_TOKEN_LEN
+                        && token.bytes().all(|b| b.is_ascii_graphic()),
+                    "--metrics-token (LRLAB_METRICS_TOKEN) must be at least \
+                     {MIN_METRICS_TOKEN_LEN} printable characters without spaces \
+                     (e.g. the output of `openssl rand -hex 32`)"
+                );
+                Some(MetricsToken::new(token))
+            }
+        };
+        Ok(NodeConfig {
             db: self.db.clone(),
             workers,
             artifacts_dir: self.artifacts_dir.clone(),
@@ -83,7 +111,12 @@ impl NodeArgs {
                 ttl: Duration::from_secs(self.lease),
             },
             lockstep: self.lockstep == Switch::On,
-        }
+            metrics_token,
+            claim_limits: ClaimLimits {
+                max_running_per_tenant: (self.max_running_per_tenant > 0)
+                    .then_some(self.max_running_per_tenant),
+            },
+        })
     }
 }
 
@@ -125,6 +158,10 @@ pub struct ServeArgs {
     /// Queued jobs one tenant may have at once (sweep members count); 0: no limit.
     #[arg(long, env = "LRLAB_MAX_QUEUED_PER_TENANT", default_value_t = 1000)]
     pub max_queued_per_tenant: u32,
+    /// Jobs (configs × seeds) one sweep may have, for every tenant, admins too: a larger
+    /// sweep is refused with 422 `sweep_too_large`; 0: only the engine's limit (1000).
+    #[arg(long, env = "LRLAB_MAX_SWEEP_JOBS", default_value_t = 0)]
+    pub max_sweep_jobs: u32,
 }
 
 /// `--auth`: whether requests carry tokens.
@@ -135,11 +172,11 @@ pub enum AuthMode {
 }
 
 impl ServeArgs {
-    /// The server configuration.
-    pub fn app_config(&self) -> AppConfig {
-        AppConfig {
+    /// The server configuration (see [`NodeArgs::node_config`] for what fails).
+    pub fn app_config(&self) -> anyhow::Result<AppConfig> {
+        Ok(AppConfig {
             bind: self.bind,
-            node: self.node.node_config(),
+            node: self.node.node_config()?,
             allowed_hosts: (!self.allowed_hosts.is_empty()).then(|| self.allowed_hosts.clone()),
             limits: ConnectionLimits {
                 max_connections: self.max_connections,
@@ -158,8 +195,9 @@ impl ServeArgs {
                 }),
                 max_queued_per_tenant: (self.max_queued_per_tenant > 0)
                     .then_some(self.max_queued_per_tenant),
+                max_sweep_jobs: (self.max_sweep_jobs > 0).then_some(self.max_sweep_jobs),
             },
-        }
+        })
     }
 }
 
@@ -175,7 +213,7 @@ pub struct WorkerArgs {
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let app = App::start(args.app_config()).await?;
+    let app = App::start(args.app_config()?).await?;
     app.run_until(shutdown_signal()).await;
     Ok(())
 }
@@ -186,7 +224,7 @@ pub async fn work(args: WorkerArgs) -> anyhow::Result<()> {
         args.node.workers > 0,
         "`lrlab worker --workers 0` would run nothing: give at least 1 worker per device"
     );
-    let node = Node::start(args.node.node_config(), args.metrics_bind).await?;
+    let node = Node::start(args.node.node_config()?, args.metrics_bind).await?;
     node.run_until(shutdown_signal()).await;
     Ok(())
 }

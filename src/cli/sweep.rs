@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::job::JobId;
 use crate::service::{DataConfig, JobEvent, Service, ServiceConfig, SweepDetails, SweepSubmission};
-use crate::store::{self, LeaseConfig};
+use crate::store::{self, ClaimLimits, LeaseConfig};
 use crate::sweep::{band_chart, bands_csv, csv_field, BandKind, Metric, SweepId, SweepRequest};
 use crate::train::DeviceSpec;
 
@@ -107,6 +107,8 @@ async fn sweep(args: SweepArgs) -> anyhow::Result<()> {
             lease: LeaseConfig::default(),
             lockstep: args.lockstep == Switch::On,
             max_queued_per_tenant: None,
+            claim_limits: ClaimLimits::NONE,
+            max_sweep_jobs: None,
         },
     )
     .await?;

@@ -58,6 +58,16 @@ pub enum ServiceError {
         queued: i64,
         limit: u32,
     },
+    /// A sweep with more jobs (configs × seeds) than `--max-sweep-jobs` allows. `path` is
+    /// the field that multiplies it: `grid`, `variants` or, for one config, `seeds`.
+    #[error("the sweep would run {configs} configs × {seeds} seeds = {jobs} jobs; this server allows at most {limit} per sweep (--max-sweep-jobs)")]
+    SweepTooLarge {
+        path: &'static str,
+        configs: usize,
+        seeds: usize,
+        jobs: usize,
+        limit: u32,
+    },
     /// A token request names a tenant that breaks the naming rules.
     #[error(transparent)]
     InvalidTenant(#[from] crate::auth::InvalidTenant),

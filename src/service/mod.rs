@@ -40,8 +40,8 @@ pub use worker::FaultHook;
 use crate::auth::{scoped_key, DEFAULT_TENANT};
 use crate::job::{job_warnings, JobId, JobPlan, JobStatus, Warning};
 use crate::store::{
-    this_host, CancelOutcome, DeleteOutcome, JobFilter, JobRecord, LeaseConfig, MetricSummary,
-    NewJob, Store, StoreError, Submitted, WorkerInfo,
+    this_host, CancelOutcome, ClaimLimits, DeleteOutcome, JobFilter, JobRecord, LeaseConfig,
+    MetricSummary, NewJob, Store, StoreError, Submitted, WorkerInfo,
 };
 use crate::train::{checkpoint, DeviceSpec, EpochMetrics, StepRecord};
 
@@ -70,6 +70,12 @@ pub struct ServiceConfig {
     pub lockstep: bool,
     /// At most this many queued jobs per tenant (a sweep's members count); `None`: no limit.
     pub max_queued_per_tenant: Option<u32>,
+    /// What this process's workers' claims respect: at most this many running jobs per
+    /// tenant, counted over every process of the queue (a lockstep group's members count).
+    pub claim_limits: ClaimLimits,
+    /// At most this many jobs (configs × seeds) in one sweep, for every tenant; `None`: no
+    /// limit beyond the sweep engine's own.
+    pub max_sweep_jobs: Option<u32>,
 }
 
 impl std::fmt::Debug for ServiceConfig {
@@ -82,6 +88,8 @@ impl std::fmt::Debug for ServiceConfig {
             .field("fault", &self.fault.is_some())
             .field("lockstep", &self.lockstep)
             .field("max_queued_per_tenant", &self.max_queued_per_tenant)
+            .field("claim_limits", &self.claim_limits)
+            .field("max_sweep_jobs", &self.max_sweep_jobs)
             .finish()
     }
 }

@@ -100,6 +100,7 @@ impl Service {
         idempotency_key: Option<&str>,
     ) -> Result<SweepSubmission, ServiceError> {
         let plan = expand(request)?;
+        self.check_sweep_size(request, &plan)?;
         let canonical = canonical_json(request);
         let request_hash = format!("{:x}", Sha256::digest(canonical.as_bytes()));
         let first_rung = first_rungs(&plan);
@@ -413,6 +414,39 @@ fn expand(request: &SweepRequest) -> Result<SweepPlan, ServiceError> {
     Ok(sweep::expand(request, |job| {
         JobPlan::from_json(job, || 0).map(|_| ())
     })?)
+}
+
+impl Service {
+    /// Refuses a sweep of more members than `--max-sweep-jobs`, for every tenant alike
+    /// (admins too: the limit protects the workers, whoever queues the work). Checked
+    /// before any member is planned, so an oversized request costs little.
+    fn check_sweep_size(
+        &self,
+        request: &SweepRequest,
+        plan: &SweepPlan,
+    ) -> Result<(), ServiceError> {
+        let Some(limit) = self.0.config.max_sweep_jobs else {
+            return Ok(());
+        };
+        let jobs = plan.members.len();
+        if jobs <= usize::try_from(limit).unwrap_or(usize::MAX) {
+            return Ok(());
+        }
+        let path = if plan.configs.len() <= 1 {
+            "seeds"
+        } else if request.grid.is_empty() {
+            "variants"
+        } else {
+            "grid"
+        };
+        Err(ServiceError::SweepTooLarge {
+            path,
+            configs: plan.configs.len(),
+            seeds: plan.seeds.len(),
+            jobs,
+            limit,
+        })
+    }
 }
 
 /// The plan of a stored sweep: its canonical request expanded again (deterministic).

@@ -84,7 +84,11 @@ impl Worker {
             match self
                 .service
                 .store()
-                .claim_next(&self.identity, lease.ttl)
+                .claim_next(
+                    &self.identity,
+                    lease.ttl,
+                    self.service.0.config.claim_limits,
+                )
                 .await
             {
                 Ok(Some(claim)) => {

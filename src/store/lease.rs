@@ -165,6 +165,27 @@ pub struct WorkerInfo {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What a claim respects besides each sweep's `max_concurrent`: the claiming process's
+/// fair-use limits. They are conditions of the claim's SQL, so a tenant at its limit is
+/// passed over however many workers claim at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClaimLimits {
+    /// Running jobs one tenant may have (`--max-running-per-tenant`; `None`: no limit).
+    pub max_running_per_tenant: Option<u32>,
+}
+
+impl ClaimLimits {
+    /// No limit besides the sweeps' own.
+    pub const NONE: ClaimLimits = ClaimLimits {
+        max_running_per_tenant: None,
+    };
+
+    /// The running limit as the SQL compares it: no limit is `i64::MAX`.
+    pub fn running_bound(self) -> i64 {
+        self.max_running_per_tenant.map_or(i64::MAX, i64::from)
+    }
+}
+
 /// How often workers renew their leases, and how long a lease lasts without renewal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseConfig {

@@ -21,8 +21,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use lease::{
-    process_may_be_alive, this_host, Claim, Expired, HeldLease, Lease, LeaseConfig, LeaseToken,
-    Renewal, WorkerActivity, WorkerIdentity, WorkerInfo,
+    process_may_be_alive, this_host, Claim, ClaimLimits, Expired, HeldLease, Lease, LeaseConfig,
+    LeaseToken, Renewal, WorkerActivity, WorkerIdentity, WorkerInfo,
 };
 pub use records::{
     CancelOutcome, DeleteOutcome, JobFilter, JobRecord, MemberUpdate, MetricSummary, NewJob,
@@ -145,26 +145,32 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// How many queued jobs will be claimed before this one (0: it is next).
     async fn queue_position(&self, job: &JobRecord) -> Result<i64, StoreError>;
 
-    /// Atomically takes the next queued job (highest priority, then oldest) for `worker`,
-    /// with a lease of `ttl` (counted on the database's clock) and one more attempt. A
+    /// Atomically takes the next queued job for `worker`, with a lease of `ttl` (counted
+    /// on the database's clock) and one more attempt. Fair share (docs/QUEUE.md): the job
+    /// comes from the tenant with the fewest running jobs, ties going to the tenant served
+    /// least recently (round-robin); within the tenant, highest priority, then oldest. A
     /// sweep's member is only taken while fewer than its sweep's `max_concurrent` members
-    /// run, however many workers claim at once.
+    /// run, and a tenant's job only while the tenant runs fewer than
+    /// `limits.max_running_per_tenant`, however many workers claim at once.
     async fn claim_next(
         &self,
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<Option<Claim>, StoreError>;
     /// Atomically (in one transaction) takes for `worker` those of `ids` that are still
     /// queued and not asked to stop, in the order given, each with a lease of its own of
     /// `ttl` and one more attempt; a sweep's member only while fewer than its sweep's
-    /// `max_concurrent` members run, the ones taken before it counted. Jobs another worker
-    /// took meanwhile are left out. This is how a worker takes the members of a sweep it
-    /// trains in lockstep with a member it claimed.
+    /// `max_concurrent` members run and its tenant runs fewer than
+    /// `limits.max_running_per_tenant`, the ones taken before it counted. Jobs another
+    /// worker took meanwhile are left out. This is how a worker takes the members of a
+    /// sweep it trains in lockstep with a member it claimed.
     async fn claim_listed(
         &self,
         ids: &[JobId],
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<Vec<Claim>, StoreError>;
     /// Renews a lease for `ttl` from now, and says whether a cancel or an early stop (its
     /// sweep's decision) is pending. The token alone decides: a lease past its expiry that

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-use crate::support::{spawn_app, TestApp};
+use crate::support::{small_job, spawn_app, spawn_app_configured, TestApp};
 
 /// Epochs of the job submitted from the form: enough to see its charts grow.
 const EPOCHS: u64 = 6;
@@ -681,5 +681,194 @@ async fn the_dashboard_submits_watches_and_compares_jobs_in_chromium() {
     session.client.close().await.expect("close the browser");
     driver.session = None;
     drop(driver);
+    app.shutdown().await;
+}
+
+/// The admin token of the server with tokens on.
+const ADMIN: &str = "lrlab_browser-bootstrap-admin-token-0123456789";
+
+/// `method path` with a bearer token, answered as JSON.
+async fn call_as(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or_default();
+    assert!(status.is_success(), "{path}: {status} {body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokens_the_dashboard_logs_in_and_shows_only_its_tenants_jobs_live() {
+    let Some((chromium, driver_path)) = binaries() else {
+        let message =
+            "Chromium or chromedriver is missing (apt-get install chromium chromium-driver)";
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{message}: the browser test cannot run in CI"
+        );
+        eprintln!("skipping the browser test: {message}");
+        return;
+    };
+    let app = spawn_app_configured(1, |config| {
+        config.auth = lrlab::app::AuthConfig {
+            tokens: true,
+            bootstrap_token: Some(ADMIN.to_string()),
+            ..lrlab::app::AuthConfig::default()
+        };
+    })
+    .await;
+    let token = |tenant: &'static str| {
+        let app = &app;
+        async move {
+            call_as(
+                app,
+                ADMIN,
+                reqwest::Method::POST,
+                "/v1/tokens",
+                Some(json!({"tenant": tenant, "role": "member"})),
+            )
+            .await["token"]
+                .as_str()
+                .expect("a token")
+                .to_string()
+        }
+    };
+    let alice = token("lab-a").await;
+    let bob = token("lab-b").await;
+    // Bob's job holds the only worker until it is canceled, so Alice's waits in the queue
+    // and her job page opens before it trains.
+    let bobs = call_as(
+        &app,
+        &bob,
+        reqwest::Method::POST,
+        "/v1/jobs",
+        Some(json!({
+            "name": "bobs-blocker",
+            "epochs": 1000,
+            "batch_size": 8,
+            "schedule": {"kind": "constant", "lr": 0.01}
+        })),
+    )
+    .await["id"]
+        .as_i64()
+        .expect("an id");
+    let mut request = small_job(3);
+    request["name"] = json!("alices-job");
+    let alices = call_as(
+        &app,
+        &alice,
+        reqwest::Method::POST,
+        "/v1/jobs",
+        Some(request),
+    )
+    .await["id"]
+        .as_i64()
+        .expect("an id");
+
+    let profile = tempfile::tempdir().expect("a browser profile dir");
+    let mut driver = start_driver(&driver_path).await;
+    let client = start_browser(&driver, &chromium, profile.path()).await;
+    driver.session = client.session_id().await.expect("a session id");
+    let session = Session {
+        client,
+        driver_url: driver.url.clone(),
+        app_url: app.url(""),
+        shots: screenshot_dir(),
+    };
+
+    // ---- the token form, once ----
+    session.open("/").await;
+    let input = session
+        .client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("[data-testid=\"token-input\"]"))
+        .await
+        .expect("the token form");
+    input.send_keys(&alice).await.expect("type the token");
+    session.screenshot("token-form").await;
+    session.click("[data-testid=\"token-submit\"]").await;
+    session
+        .until(
+            "Alice's job in the list",
+            &format!("return document.querySelector('[data-testid=\"job-row\"][data-job-id=\"{alices}\"]') !== null"),
+        )
+        .await;
+    let rows = session
+        .eval("return [...document.querySelectorAll('[data-testid=\"job-row\"]')].map(r => Number(r.dataset.jobId))")
+        .await;
+    assert_eq!(rows, json!([alices]), "only lab-a's job, not Bob's {bobs}");
+    assert!(
+        session
+            .eval("return sessionStorage.getItem('lrlab.token')")
+            .await
+            .as_str()
+            == Some(alice.as_str())
+    );
+    assert!(
+        session
+            .eval("return document.querySelector('[data-testid=\"logout\"]') !== null")
+            .await
+            == true
+    );
+    session.screenshot("tenant-jobs").await;
+    session.assert_no_page_errors("/ with a token").await;
+
+    // ---- the job page: live over the fetch-based event stream ----
+    session.open(&format!("/jobs/{alices}")).await;
+    let chart = "[data-testid=\"chart-test_acc\"]";
+    session
+        .until(
+            "the queued job's empty charts",
+            "return document.querySelector('.page-head')?.dataset.status === 'queued' \
+             && document.querySelector('[data-testid=\"chart-test_acc\"]')?.dataset.state === 'empty'",
+        )
+        .await;
+    assert!(
+        session
+            .eval("return document.querySelector('[data-testid=\"token-dialog\"]') === null")
+            .await
+            == true,
+        "the token is kept for the session: no second form"
+    );
+    call_as(
+        &app,
+        &bob,
+        reqwest::Method::POST,
+        &format!("/v1/jobs/{bobs}/cancel"),
+        None,
+    )
+    .await;
+    session
+        .until(
+            "the job to succeed, seen live",
+            &format!(
+                "return document.querySelector('.page-head')?.dataset.status === 'succeeded' \
+                 && document.querySelector('{chart}')?.dataset.points === '3'"
+            ),
+        )
+        .await;
+    session.screenshot("tenant-job").await;
+    session
+        .assert_no_page_errors("/jobs/{id} with a token")
+        .await;
+
+    // Bob's job is not found for Alice, as if it did not exist.
+    session.open(&format!("/jobs/{bobs}")).await;
+    session
+        .until(
+            "the not-found job",
+            "return document.body.innerText.includes('cannot be shown')",
+        )
+        .await;
     app.shutdown().await;
 }

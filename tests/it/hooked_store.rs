@@ -7,10 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lrlab::job::{JobError, JobId, JobStatus};
 use lrlab::store::{
-    Backend, CancelOutcome, Claim, DeleteOutcome, Expired, HeldLease, JobFilter, JobRecord,
-    JobStore, Lease, MetricSummary, NewJob, NewSweep, Renewal, Store, StoreError, StoredSweepEvent,
-    Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus, SweepStep,
-    SweepSubmitted, WorkerActivity, WorkerIdentity, WorkerInfo,
+    Backend, CancelOutcome, Claim, ClaimLimits, DeleteOutcome, Expired, HeldLease, JobFilter,
+    JobRecord, JobStore, Lease, MetricSummary, NewJob, NewSweep, Renewal, Store, StoreError,
+    StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus,
+    SweepStep, SweepSubmitted, WorkerActivity, WorkerIdentity, WorkerInfo,
 };
 use lrlab::sweep::SweepId;
 use lrlab::train::{EpochMetrics, EpochReport, StepRecord};
@@ -23,8 +23,9 @@ pub trait Hooks: Send + Sync + std::fmt::Debug + 'static {
         store: &Store,
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<Option<Claim>, StoreError> {
-        store.claim_next(worker, ttl).await
+        store.claim_next(worker, ttl, limits).await
     }
 
     async fn set_progress(
@@ -57,8 +58,11 @@ impl<H: Hooks> JobStore for Hooked<H> {
         &self,
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<Option<Claim>, StoreError> {
-        self.hooks.claim_next(&self.store, worker, ttl).await
+        self.hooks
+            .claim_next(&self.store, worker, ttl, limits)
+            .await
     }
     async fn set_progress(&self, lease: &Lease, epoch: u32, step: u64) -> Result<(), StoreError> {
         self.hooks
@@ -72,8 +76,9 @@ impl<H: Hooks> JobStore for Hooked<H> {
         ids: &[JobId],
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<Vec<Claim>, StoreError> {
-        self.store.claim_listed(ids, worker, ttl).await
+        self.store.claim_listed(ids, worker, ttl, limits).await
     }
     fn backend(&self) -> Backend {
         self.store.backend()

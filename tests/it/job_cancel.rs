@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lrlab::job::{JobId, JobStatus};
 use lrlab::service::JobEvent;
-use lrlab::store::{CancelOutcome, Claim, Store, StoreError, WorkerIdentity};
+use lrlab::store::{CancelOutcome, Claim, ClaimLimits, Store, StoreError, WorkerIdentity};
 use serde_json::{json, Value};
 
 use crate::hooked_store::{Hooked, Hooks};
@@ -74,8 +74,9 @@ impl Hooks for CancelRightAfterClaim {
         store: &Store,
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<Option<Claim>, StoreError> {
-        let claimed = store.claim_next(worker, ttl).await?;
+        let claimed = store.claim_next(worker, ttl, limits).await?;
         if let Some(claim) = &claimed {
             assert!(!claim.job.cancel_requested);
             assert_eq!(store.cancel(claim.job.id).await?, CancelOutcome::Requested);

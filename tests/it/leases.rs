@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lrlab::job::{JobId, JobStatus};
 use lrlab::store::{
-    CancelOutcome, LeaseConfig, MemberUpdate, SweepStatus, SweepStep, WorkerIdentity,
+    CancelOutcome, ClaimLimits, LeaseConfig, MemberUpdate, SweepStatus, SweepStep, WorkerIdentity,
 };
 use lrlab::sweep::SweepId;
 use serde_json::{json, Value};
@@ -78,7 +78,7 @@ async fn a_worker_whose_job_was_taken_away_stops_it_and_writes_nothing_more() {
             // Refused when the lease changed hands since it was read: try again.
             store.release(&ours.lease).await.ok()?;
             store
-                .claim_next(&thief, Duration::from_secs(3600))
+                .claim_next(&thief, Duration::from_secs(3600), ClaimLimits::NONE)
                 .await
                 .unwrap()
                 .filter(|claim| claim.job.id == id)
@@ -189,7 +189,7 @@ async fn a_job_whose_worker_died_is_requeued_when_its_lease_expires() {
     let dead = elsewhere("dead");
     let claim = app
         .store()
-        .claim_next(&dead, Duration::ZERO)
+        .claim_next(&dead, Duration::ZERO, ClaimLimits::NONE)
         .await
         .unwrap()
         .expect("the job");

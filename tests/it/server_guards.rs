@@ -144,7 +144,7 @@ async fn allowed_hosts_from_the_command_line_admit_the_names_they_list() {
     let Command::Serve(args) = cli.command else {
         panic!("expected the serve command");
     };
-    let app = spawn_app_from(args.app_config(), dir).await;
+    let app = spawn_app_from(args.app_config().expect("config"), dir).await;
     let port = app.app.addr.port();
     for (host, status) in [
         ("lab.example.org".to_string(), 200),

@@ -13,8 +13,8 @@ use std::time::Duration;
 use futures::future::join_all;
 use lrlab::job::{JobError, JobId, JobPlan, JobSpec, JobStatus};
 use lrlab::store::{
-    self, Backend, CancelOutcome, Claim, DeleteOutcome, JobFilter, JobRecord, Lease, LeaseToken,
-    NewJob, Store, StoreError, Submitted, WorkerActivity, WorkerIdentity,
+    self, Backend, CancelOutcome, Claim, ClaimLimits, DeleteOutcome, JobFilter, JobRecord, Lease,
+    LeaseToken, NewJob, Store, StoreError, Submitted, WorkerActivity, WorkerIdentity,
 };
 use lrlab::train::{EpochMetrics, EpochReport, StepRecord};
 use serde_json::json;
@@ -72,6 +72,7 @@ on_both_backends!(
     ping_answers,
 );
 
+mod fair_share;
 mod sweeps;
 mod tenants;
 
@@ -121,7 +122,7 @@ fn worker(name: &str) -> WorkerIdentity {
 
 async fn claim(store: &Store, ttl: Duration) -> Claim {
     store
-        .claim_next(&worker("w"), ttl)
+        .claim_next(&worker("w"), ttl, ClaimLimits::NONE)
         .await
         .expect("claim")
         .expect("a queued job")
@@ -302,7 +303,11 @@ async fn claims_take_the_highest_priority_first_then_the_oldest(store: Store) {
     let d = submit(&store, "d", 3).await.id;
     let e = submit(&store, "e", -1).await.id;
     let mut order = Vec::new();
-    while let Some(claim) = store.claim_next(&worker("w"), TTL).await.unwrap() {
+    while let Some(claim) = store
+        .claim_next(&worker("w"), TTL, ClaimLimits::NONE)
+        .await
+        .unwrap()
+    {
         assert_eq!(claim.job.status, JobStatus::Running);
         assert_eq!(claim.job.attempts, 1);
         assert_eq!(claim.job.worker.as_deref(), Some("w"));
@@ -323,7 +328,11 @@ async fn eight_concurrent_claimers_take_each_of_200_jobs_exactly_once(store: Sto
         tokio::spawn(async move {
             let me = worker(&format!("claimer-{n}"));
             let mut taken = Vec::new();
-            while let Some(claim) = store.claim_next(&me, TTL).await.expect("claim") {
+            while let Some(claim) = store
+                .claim_next(&me, TTL, ClaimLimits::NONE)
+                .await
+                .expect("claim")
+            {
                 taken.push(claim.job.id);
             }
             taken
@@ -504,7 +513,7 @@ async fn an_expired_lease_requeues_the_job_and_the_next_claim_is_attempt_two(sto
     assert!(store.requeue_expired().await.unwrap().is_empty(), "once");
 
     let again = store
-        .claim_next(&worker("rescuer"), TTL)
+        .claim_next(&worker("rescuer"), TTL, ClaimLimits::NONE)
         .await
         .unwrap()
         .expect("the job is claimable again");
@@ -539,7 +548,11 @@ async fn an_expired_lease_with_a_pending_cancel_cancels_the_job(store: Store) {
     let record = store.job(job).await.unwrap().unwrap();
     assert_eq!(record.status, JobStatus::Canceled);
     assert!(record.finished_at.is_some());
-    assert!(store.claim_next(&worker("w"), TTL).await.unwrap().is_none());
+    assert!(store
+        .claim_next(&worker("w"), TTL, ClaimLimits::NONE)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn a_stale_lease_cannot_write_and_changes_nothing(store: Store) {
@@ -650,7 +663,11 @@ async fn held_leases_name_their_workers_and_release_requeues_at_once(store: Stor
         pid: 31337,
         device: "cuda:1".to_string(),
     };
-    let claim = store.claim_next(&me, TTL).await.unwrap().unwrap();
+    let claim = store
+        .claim_next(&me, TTL, ClaimLimits::NONE)
+        .await
+        .unwrap()
+        .unwrap();
     let held = store.held_leases().await.unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].worker, me);
@@ -668,7 +685,7 @@ async fn held_leases_name_their_workers_and_release_requeues_at_once(store: Stor
     );
     assert_eq!(
         store
-            .claim_next(&me, TTL)
+            .claim_next(&me, TTL, ClaimLimits::NONE)
             .await
             .unwrap()
             .unwrap()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use lrlab::app::{App, AppConfig, ConnectionLimits, NodeConfig};
 use lrlab::job::{JobId, JobStatus};
 use lrlab::service::{DataConfig, FaultHook, JobDetails, JobEvent, Service, ServiceConfig};
-use lrlab::store::{LeaseConfig, Store};
+use lrlab::store::{ClaimLimits, LeaseConfig, Store};
 use lrlab::train::DeviceSpec;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -55,6 +55,8 @@ pub fn test_config(dir: &Path, workers: usize, data: PathBuf) -> AppConfig {
             },
             lease: LeaseConfig::default(),
             lockstep: true,
+            metrics_token: None,
+            claim_limits: ClaimLimits::NONE,
         },
         allowed_hosts: None,
         limits: ConnectionLimits::default(),
@@ -391,6 +393,8 @@ pub async fn spawn_service(
         fault,
         lockstep: true,
         max_queued_per_tenant: None,
+        claim_limits: ClaimLimits::NONE,
+        max_sweep_jobs: None,
     };
     let service = Service::start(store.clone(), config)
         .await

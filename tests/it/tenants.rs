@@ -134,7 +134,8 @@ async fn every_route_allows_and_denies_each_role_as_the_access_table_says() {
         let method = Method::from_bytes(rule.method.as_bytes()).expect("method");
         let anonymous = call(&app, method.clone(), &path, None, None).await.status();
         match rule.access {
-            Access::Open => assert!(
+            // This server has no --metrics-token: /metrics is open too.
+            Access::Open | Access::Metrics => assert!(
                 anonymous != StatusCode::UNAUTHORIZED && anonymous != StatusCode::FORBIDDEN,
                 "{} {path} is open, got {anonymous}",
                 rule.method
@@ -434,6 +435,196 @@ async fn a_tenant_at_its_queued_job_limit_gets_429_and_others_do_not() {
     );
     submit_as(&app, &bob).await;
     app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_over_the_size_limit_is_422_naming_the_field_for_every_role() {
+    let app = spawn_with_tokens(|auth| auth.max_sweep_jobs = Some(3)).await;
+    let alice = token(&app, "alice", "member").await;
+    let mut base = small_job(1);
+    base.as_object_mut().expect("an object").remove("seed");
+    let sweep = |lrs: Value, seeds: Value| json!({"name": "s", "base": base.clone(), "grid": {"schedule.lr": lrs}, "seeds": seeds});
+    for who in [alice.as_str(), ADMIN] {
+        // 2 configs × 2 seeds = 4 jobs > 3.
+        let refused = call(
+            &app,
+            Method::POST,
+            "/v1/sweeps",
+            Some(who),
+            Some(&sweep(json!([0.1, 0.2]), json!([0, 1]))),
+        )
+        .await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body: Value = refused.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "sweep_too_large", "{body}");
+        assert_eq!(body["error"]["path"], "grid");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("4 jobs") && m.contains("at most 3")),
+            "{body}"
+        );
+    }
+    // One config with four seeds: the seeds are what is too many.
+    let refused = call(
+        &app,
+        Method::POST,
+        "/v1/sweeps",
+        Some(&alice),
+        Some(&sweep(json!([0.1]), json!([0, 1, 2, 3]))),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        refused.json::<Value>().await.expect("json")["error"]["path"],
+        "seeds"
+    );
+    // Nothing was queued by the refusals; a sweep at the limit is taken.
+    let queued = app
+        .app
+        .service
+        .list(&lrlab::store::JobFilter::default())
+        .await
+        .expect("list")
+        .total;
+    assert_eq!(queued, 0);
+    let taken = call(
+        &app,
+        Method::POST,
+        "/v1/sweeps",
+        Some(&alice),
+        Some(&sweep(json!([0.1, 0.2, 0.3]), json!([0]))),
+    )
+    .await;
+    assert_eq!(taken.status(), StatusCode::CREATED);
+    app.shutdown().await;
+}
+
+#[test]
+fn fair_use_limits_flow_from_the_command_line_to_the_config() {
+    use clap::Parser;
+    let cli = lrlab::cli::Cli::try_parse_from([
+        "lrlab",
+        "serve",
+        "--max-running-per-tenant",
+        "2",
+        "--max-sweep-jobs",
+        "50",
+    ])
+    .expect("parse");
+    let lrlab::cli::Command::Serve(args) = cli.command else {
+        panic!("serve");
+    };
+    let config = args.app_config().expect("config");
+    assert_eq!(config.node.claim_limits.max_running_per_tenant, Some(2));
+    assert_eq!(config.auth.max_sweep_jobs, Some(50));
+    let cli = lrlab::cli::Cli::try_parse_from(["lrlab", "worker", "--max-running-per-tenant", "3"])
+        .expect("parse");
+    let lrlab::cli::Command::Worker(args) = cli.command else {
+        panic!("worker");
+    };
+    assert_eq!(
+        args.node
+            .node_config()
+            .expect("config")
+            .claim_limits
+            .max_running_per_tenant,
+        Some(3)
+    );
+    // 0 (the default) is no limit.
+    let cli = lrlab::cli::Cli::try_parse_from(["lrlab", "serve"]).expect("parse");
+    let lrlab::cli::Command::Serve(args) = cli.command else {
+        panic!("serve");
+    };
+    let config = args.app_config().expect("config");
+    assert_eq!(config.node.claim_limits.max_running_per_tenant, None);
+    assert_eq!(config.auth.max_sweep_jobs, None);
+}
+
+const METRICS_SECRET: &str = "scrape-secret-0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_metrics_token_metrics_needs_that_token_and_healthz_stays_open() {
+    let app = spawn_app_configured(0, |config| {
+        config.auth = AuthConfig {
+            tokens: true,
+            bootstrap_token: Some(ADMIN.to_string()),
+            ..AuthConfig::default()
+        };
+        config.node.metrics_token = Some(lrlab::api::MetricsToken::new(METRICS_SECRET));
+    })
+    .await;
+    let wrong = format!("{METRICS_SECRET}x");
+    for token in [None, Some(ADMIN), Some(wrong.as_str()), Some("short")] {
+        let response = call(&app, Method::GET, "/metrics", token, None).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{token:?}");
+        assert!(response.headers().contains_key("www-authenticate"));
+    }
+    let scraped = call(&app, Method::GET, "/metrics", Some(METRICS_SECRET), None).await;
+    assert_eq!(scraped.status(), StatusCode::OK);
+    assert!(scraped.text().await.expect("text").contains("lrlab_"));
+    // The metrics token is no API token.
+    assert_eq!(
+        call(&app, Method::GET, "/v1/jobs", Some(METRICS_SECRET), None)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    for open in ["/healthz", "/readyz"] {
+        assert_eq!(
+            call(&app, Method::GET, open, None, None).await.status(),
+            StatusCode::OK,
+            "{open}"
+        );
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_metrics_listener_asks_for_the_metrics_token_too() {
+    let api = spawn_app_configured(0, |_| {}).await;
+    let mut node_config = api.config.node.clone();
+    node_config.metrics_token = Some(lrlab::api::MetricsToken::new(METRICS_SECRET));
+    let node = lrlab::app::Node::start(node_config, Some("127.0.0.1:0".parse().expect("addr")))
+        .await
+        .expect("start the worker process");
+    let url = format!(
+        "http://{}/metrics",
+        node.metrics_addr().expect("a listener")
+    );
+    let client = reqwest::Client::new();
+    let anonymous = client.get(&url).send().await.expect("send");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let scraped = client
+        .get(&url)
+        .bearer_auth(METRICS_SECRET)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(scraped.status(), StatusCode::OK);
+    node.shutdown().await;
+    api.shutdown().await;
+}
+
+#[test]
+fn a_short_metrics_token_is_refused_and_an_empty_one_leaves_metrics_open() {
+    use clap::Parser;
+    let parse = |token: &str| {
+        let cli = lrlab::cli::Cli::try_parse_from(["lrlab", "serve", "--metrics-token", token])
+            .expect("parse");
+        let lrlab::cli::Command::Serve(args) = cli.command else {
+            panic!("serve");
+        };
+        args.app_config()
+    };
+    let error = parse("short").expect_err("too short").to_string();
+    assert!(error.contains("--metrics-token"), "{error}");
+    assert!(parse("").expect("config").node.metrics_token.is_none());
+    assert!(parse(METRICS_SECRET)
+        .expect("config")
+        .node
+        .metrics_token
+        .is_some_and(|token| token.matches(METRICS_SECRET) && !token.matches("x")));
 }
 
 #[test]

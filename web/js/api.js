@@ -25,6 +25,7 @@ function askForToken(message) {
   asking ??= new Promise((resolve) => {
     const dialog = document.createElement('dialog');
     dialog.className = 'token-dialog';
+    dialog.dataset.testid = 'token-dialog';
     const form = document.createElement('form');
     form.method = 'dialog';
     const label = document.createElement('label');
@@ -35,10 +36,12 @@ function askForToken(message) {
     input.autocomplete = 'off';
     input.placeholder = 'lrlab_…';
     input.required = true;
+    input.dataset.testid = 'token-input';
     label.append(document.createElement('br'), input);
     const submit = document.createElement('button');
     submit.type = 'submit';
     submit.textContent = 'Use token';
+    submit.dataset.testid = 'token-submit';
     form.append(label, submit);
     dialog.append(form);
     document.body.append(dialog);
@@ -52,6 +55,174 @@ function askForToken(message) {
     dialog.showModal();
   });
   return asking;
+}
+
+/** The server's `--auth` mode from `/healthz` (`tokens`, `none`, …), asked once. */
+let mode = null;
+export function authMode() {
+  mode ??= fetch('/healthz', { headers: { accept: 'application/json' } })
+    .then((r) => r.json())
+    .then((body) => body.auth ?? 'none')
+    .catch(() => 'none');
+  return mode;
+}
+
+/**
+ * On a server with `--auth tokens`, asks for a token before the page loads its data
+ * (once per tab session: it is kept in sessionStorage). Resolves to the mode.
+ */
+export async function signIn() {
+  const m = await authMode();
+  if (m === 'tokens' && !savedToken()) {
+    await askForToken('This lrlab needs an API token (lrlab token create). API token:');
+  }
+  return m;
+}
+
+/** Forgets this tab's token and asks for another one. */
+export async function logOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  const given = await askForToken('Logged out. API token:');
+  if (given) location.reload();
+}
+
+/** `fetch` with this tab's token; on a 401 asks for a token once and retries. */
+export async function authedFetch(url, init = {}, retried = false) {
+  const token = savedToken();
+  const headers = { ...(init.headers ?? {}) };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const response = await fetch(url, { ...init, headers });
+  if (response.status === 401 && !retried) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    const given = await askForToken(token
+      ? 'That token was refused (unknown, revoked or expired). API token:'
+      : 'This lrlab needs an API token (lrlab token create). API token:');
+    if (given) return authedFetch(url, init, true);
+  }
+  return response;
+}
+
+/**
+ * Downloads `url` as `filename` through fetch → Blob → object URL, so the request
+ * carries the token (a plain link cannot). Errors come back as an ApiError.
+ */
+export async function downloadUrl(url, filename) {
+  let response;
+  try {
+    response = await authedFetch(url);
+  } catch (err) {
+    throw new ApiError(0, 'network_error', `cannot reach the server (${err.message})`);
+  }
+  if (!response.ok) {
+    const json = await readJson(response);
+    const e = json?.error ?? {};
+    throw new ApiError(response.status, e.code ?? `http_${response.status}`, e.message ?? response.statusText, e.path);
+  }
+  const blob = await response.blob();
+  const href = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = href;
+  a.download = filename;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 10000);
+}
+
+/**
+ * Makes link `a` (a weights or SVG link) work with a token: while this tab holds one, a
+ * click downloads the file through `downloadUrl` instead of navigating (which would go
+ * out without the Authorization header). Without a token the link stays a plain link.
+ */
+export function authLink(a, filename, onError) {
+  a.addEventListener('click', (event) => {
+    if (!savedToken()) return;
+    event.preventDefault();
+    const name = typeof filename === 'function' ? filename() : filename;
+    downloadUrl(a.href, name).catch(onError);
+  });
+  return a;
+}
+
+/**
+ * Server-sent events of `url`, as `{close()}`; `handlers` maps event names to functions
+ * of `{data}`, plus `onclosed()` when the stream stops for good. Without a token this is
+ * an EventSource; with one (EventSource cannot send headers) a fetch whose body is read
+ * as a stream and parsed here (`event:`/`data:` lines, a blank line ends an event), and
+ * reconnected after a pause as EventSource would.
+ */
+export function openEvents(url, handlers) {
+  if (!savedToken()) {
+    const source = new EventSource(url);
+    for (const [name, fn] of Object.entries(handlers)) {
+      if (name !== 'onclosed') source.addEventListener(name, fn);
+    }
+    source.addEventListener('error', () => {
+      if (source.readyState === EventSource.CLOSED) handlers.onclosed?.();
+    });
+    return { close: () => source.close() };
+  }
+  const controller = new AbortController();
+  let closed = false;
+  const close = () => {
+    closed = true;
+    controller.abort();
+  };
+  const dispatch = (name, data) => {
+    const fn = handlers[name || 'message'];
+    if (fn && name !== 'onclosed') fn({ type: name || 'message', data });
+  };
+  (async () => {
+    for (let failures = 0; !closed && failures < 5;) {
+      let response;
+      try {
+        response = await authedFetch(url, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
+      } catch {
+        if (closed) return;
+        failures += 1;
+        await new Promise((r) => setTimeout(r, 2000));
+        continue;
+      }
+      if (!response.ok || !response.body) break;
+      failures = 0;
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      let name = '';
+      let data = [];
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          const lines = buffer.split(/\r\n|\r|\n/);
+          buffer = lines.pop();
+          for (const line of lines) {
+            if (line === '') {
+              if (data.length) dispatch(name, data.join('\n'));
+              name = '';
+              data = [];
+            } else if (line.startsWith(':')) {
+              // A comment (keep-alive).
+            } else {
+              const colon = line.indexOf(':');
+              const field = colon < 0 ? line : line.slice(0, colon);
+              let text = colon < 0 ? '' : line.slice(colon + 1);
+              if (text.startsWith(' ')) text = text.slice(1);
+              if (field === 'event') name = text;
+              else if (field === 'data') data.push(text);
+            }
+          }
+          if (closed) return;
+        }
+      } catch {
+        if (closed) return;
+      }
+      if (closed) return;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    if (!closed) handlers.onclosed?.();
+  })();
+  return { close };
 }
 
 /** Sends one request; resolves to the parsed JSON body (null for 204). */

@@ -5,7 +5,8 @@
 // "download CSV" exports what is on screen. It marks its <figure> with
 // data-state="ready" and data-points once data is drawn, for tests.
 
-import { el, fmt, download } from './dom.js';
+import { el, fmt, download, showError } from './dom.js';
+import { authLink } from './api.js';
 
 // Ten hues that stay apart for common colour-vision deficiencies (Tableau 10),
 // a lighter set for dark backgrounds; a dash pattern per group of ten makes 30
@@ -68,7 +69,8 @@ export class Chart {
   constructor(parent, o) {
     this.o = { legend: true, height: 240, ...o };
     this.plot = el('div', { class: 'plot' });
-    this.svgLink = el('a', { class: 'button small', text: 'SVG', title: 'This chart as an SVG image, drawn by the server', 'data-testid': `svg-${o.key}` });
+    this.svgLink = authLink(el('a', { class: 'button small', text: 'SVG', title: 'This chart as an SVG image, drawn by the server', 'data-testid': `svg-${o.key}` }),
+      `${o.filename ?? o.key}.svg`, (err) => showError(err, 'the SVG chart'));
     this.figure = el('figure', { class: 'chart', 'data-testid': `chart-${o.key}`, dataset: { state: 'loading' } },
       el('figcaption', {},
         el('span', { class: 'title', text: o.title }),

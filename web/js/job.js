@@ -3,7 +3,7 @@
 // per-update charts are re-read (downsampled by the server) at most every 5 s
 // while the job runs, and once more when it is done.
 
-import { get, post, del, compareSteps, query } from './api.js';
+import { get, post, del, compareSteps, query, openEvents, authLink } from './api.js';
 import { el, fmt, pct, jobSummary, statusBadge, isActive, showError, setQuery } from './dom.js';
 import { Chart } from './charts.js';
 import { readView, viewParams, viewControls } from './chartstate.js';
@@ -65,7 +65,8 @@ export async function render(view, id) {
       actions.append(el('button', { type: 'button', class: 'danger', 'data-testid': 'delete', text: 'Delete', onclick: () => dialog.showModal() }));
     }
     if (job.status !== 'queued' || job.attempts > 0) {
-      actions.append(el('a', { class: 'button', href: `/v1/jobs/${id}/weights`, download: `job-${id}.safetensors`, 'data-testid': 'weights', text: job.status === 'succeeded' ? 'Weights' : 'Latest weights' }));
+      actions.append(authLink(el('a', { class: 'button', href: `/v1/jobs/${id}/weights`, download: `job-${id}.safetensors`, 'data-testid': 'weights', text: job.status === 'succeeded' ? 'Weights' : 'Latest weights' }),
+        `job-${id}.safetensors`, (err) => showError(err, `the weights of job ${id}`)));
     }
     actions.append(el('a', { class: 'button', href: `/compare?ids=${id}&metric=test_acc`, text: 'Compare…' }),
       el('a', { class: 'button', href: `/new?from=${id}`, 'data-testid': 'resubmit', text: 'Edit as new' }));
@@ -184,32 +185,31 @@ export async function render(view, id) {
   }
 
   function follow() {
-    const events = new EventSource(`/v1/jobs/${id}/events`);
     const data = (e) => JSON.parse(e.data);
-    events.addEventListener('status', (e) => {
-      const d = data(e);
-      job = d.id !== undefined ? d : { ...job, status: d.status };
-      drawHead();
-    });
-    events.addEventListener('progress', (e) => {
-      const p = data(e);
-      job.progress = { ...job.progress, ...p };
-      drawProgress(p);
-      refreshSteps();
-    });
-    events.addEventListener('epoch', (e) => appendEpoch(data(e)));
-    events.addEventListener('done', async () => {
-      events.close();
-      try {
-        job = await get(`/v1/jobs/${id}`);
+    const events = openEvents(`/v1/jobs/${id}/events`, {
+      status: (e) => {
+        const d = data(e);
+        job = d.id !== undefined ? d : { ...job, status: d.status };
         drawHead();
-      } catch (err) {
-        showError(err, `job ${id}`);
-      }
-      refreshSteps(true);
-    });
-    events.addEventListener('error', () => {
-      if (events.readyState === EventSource.CLOSED) showError({ code: 'stream_closed', message: 'live updates stopped; reload the page to resume' });
+      },
+      progress: (e) => {
+        const p = data(e);
+        job.progress = { ...job.progress, ...p };
+        drawProgress(p);
+        refreshSteps();
+      },
+      epoch: (e) => appendEpoch(data(e)),
+      done: async () => {
+        events.close();
+        try {
+          job = await get(`/v1/jobs/${id}`);
+          drawHead();
+        } catch (err) {
+          showError(err, `job ${id}`);
+        }
+        refreshSteps(true);
+      },
+      onclosed: () => showError({ code: 'stream_closed', message: 'live updates stopped; reload the page to resume' }),
     });
   }
 

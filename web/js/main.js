@@ -2,6 +2,7 @@
 // the same index.html. Navigation between pages is by plain links.
 
 import { el, showError } from './dom.js';
+import { signIn, logOut } from './api.js';
 import * as jobs from './jobs.js';
 import * as job from './job.js';
 import * as compare from './compare.js';
@@ -29,6 +30,11 @@ async function main() {
     if (a.dataset.nav === nav) a.setAttribute('aria-current', 'page');
   }
   document.title = `${nav === 'new' ? 'New job' : nav[0].toUpperCase() + nav.slice(1)} · lrlab`;
+  // With --auth tokens: a token before any data, and a way to drop it.
+  if (await signIn() === 'tokens') {
+    document.querySelector('header.top nav').append(
+      el('button', { type: 'button', class: 'link logout', 'data-testid': 'logout', text: 'Log out', onclick: () => logOut() }));
+  }
   try {
     await page(view, ...path.match(re).slice(1));
   } catch (err) {

@@ -83,7 +83,12 @@ impl Worker {
         match self
             .service
             .store()
-            .claim_listed(&ids, &self.identity, ttl)
+            .claim_listed(
+                &ids,
+                &self.identity,
+                ttl,
+                self.service.0.config.claim_limits,
+            )
             .await
         {
             Ok(claimed) => claimed,

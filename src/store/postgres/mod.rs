@@ -24,10 +24,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 use super::{
-    redact_url, Backend, CancelOutcome, Claim, DeleteOutcome, Expired, HeldLease, JobFilter,
-    JobRecord, JobStore, Lease, MetricSummary, NewJob, NewSweep, NewToken, Renewal, StoreError,
-    StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus,
-    SweepStep, SweepSubmitted, TokenRecord, WorkerActivity, WorkerIdentity, WorkerInfo,
+    redact_url, Backend, CancelOutcome, Claim, ClaimLimits, DeleteOutcome, Expired, HeldLease,
+    JobFilter, JobRecord, JobStore, Lease, MetricSummary, NewJob, NewSweep, NewToken, Renewal,
+    StoreError, StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord,
+    SweepStatus, SweepStep, SweepSubmitted, TokenRecord, WorkerActivity, WorkerIdentity,
+    WorkerInfo,
 };
 use crate::job::{JobError, JobId, JobStatus};
 use crate::sweep::SweepId;
@@ -98,16 +99,18 @@ impl JobStore for PostgresStore {
         &self,
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<Option<Claim>, StoreError> {
-        self.claim(worker, ttl).await
+        self.claim(worker, ttl, limits).await
     }
     async fn claim_listed(
         &self,
         ids: &[JobId],
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<Vec<Claim>, StoreError> {
-        self.claim_ids(ids, worker, ttl).await
+        self.claim_ids(ids, worker, ttl, limits).await
     }
     async fn heartbeat(&self, lease: &Lease, ttl: Duration) -> Result<Renewal, StoreError> {
         self.renew(lease, ttl).await

@@ -13,7 +13,8 @@ use super::PostgresStore;
 use crate::job::{JobError, JobId, JobStatus};
 use crate::store::rows::JobRow;
 use crate::store::{
-    Claim, Expired, HeldLease, JobRecord, Lease, LeaseToken, Renewal, StoreError, WorkerIdentity,
+    Claim, ClaimLimits, Expired, HeldLease, JobRecord, Lease, LeaseToken, Renewal, StoreError,
+    WorkerIdentity,
 };
 use crate::sweep::SweepId;
 
@@ -35,7 +36,7 @@ enum ClaimAttempt {
     Claimed(Box<Claim>),
     /// Nothing can be claimed now.
     Empty,
-    /// Only members of sweeps whose row another claim held were left.
+    /// Only members of sweeps or tenants whose lock another claim held were left.
     Contended,
 }
 
@@ -63,22 +64,39 @@ struct LeaseRow {
     lease_expires_at: DateTime<Utc>,
 }
 
+/// The tenants that have queued jobs, each with its running jobs (`running`) and the claim
+/// number of its latest claim (`served`, 0: never served): the claim's fair-share order.
+const TENANT_SHARES: &str = "WITH shares AS (SELECT q.tenant, \
+     (SELECT COUNT(*) FROM jobs r WHERE r.tenant = q.tenant AND r.status = 'running') AS running, \
+     COALESCE((SELECT MAX(c.claim_seq) FROM jobs c WHERE c.tenant = q.tenant), 0) AS served \
+     FROM (SELECT DISTINCT tenant FROM jobs WHERE status = 'queued') q)";
+
+/// The first key of the advisory locks that serialize claims of one tenant while a running
+/// limit is set (the second is `hashtext(tenant)`; a collision only makes two tenants take
+/// turns). ASCII `lrlt`.
+const TENANT_LOCK_SPACE: i32 = 0x6c72_6c74;
+
 impl PostgresStore {
-    /// Takes the next queued job. The candidate's row is locked with `SKIP LOCKED`, so
-    /// concurrent claimers neither wait for each other nor take one job twice. A member of
-    /// a sweep with a `max_concurrent` is taken only under its sweep's row lock, after
-    /// counting the sweep's running members again: claims of one limited sweep go one at
-    /// a time, so they never overshoot the limit together. The sweep's lock is taken with
-    /// `SKIP LOCKED` too (a claim holding a job's lock never waits, so it cannot deadlock
-    /// with a coordinator step, which locks the sweep and then its members); a claim that
-    /// found only such busy sweeps tries again shortly.
+    /// Takes the next queued job, in the fair-share order of docs/QUEUE.md: the tenant with
+    /// the fewest running jobs, then the one whose latest claim is oldest (round-robin, so
+    /// one worker alternates between tenants), then priority, then age. The candidate's
+    /// row is locked with `SKIP LOCKED`, so concurrent claimers neither wait for each
+    /// other nor take one job twice. A member of a sweep with a `max_concurrent` is taken
+    /// only under its sweep's row lock, after counting the sweep's running members again:
+    /// claims of one limited sweep go one at a time, so they never overshoot the limit
+    /// together. A tenant's running limit is kept the same way under an advisory lock per
+    /// tenant. Both locks are taken with `SKIP LOCKED`/`try` (a claim holding a job's lock
+    /// never waits, so it cannot deadlock with a coordinator step, which locks the sweep
+    /// and then its members); a claim that found only such busy sweeps or tenants tries
+    /// again shortly.
     pub(super) async fn claim(
         &self,
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<Option<Claim>, StoreError> {
         for _ in 0..CLAIM_ATTEMPTS {
-            match self.try_claim(worker, ttl).await? {
+            match self.try_claim(worker, ttl, limits).await? {
                 ClaimAttempt::Claimed(claim) => return Ok(Some(*claim)),
                 ClaimAttempt::Empty => return Ok(None),
                 ClaimAttempt::Contended => tokio::time::sleep(CONTENDED_PAUSE).await,
@@ -91,63 +109,99 @@ impl PostgresStore {
         &self,
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<ClaimAttempt, StoreError> {
         let mut tx = self.pool.begin().await?;
-        // Sweeps passed over in this attempt: at their limit, or locked by another claim.
+        // Sweeps and tenants passed over in this attempt: at their limit, or locked by
+        // another claim.
         let mut passed: Vec<i64> = Vec::new();
+        let mut passed_tenants: Vec<String> = Vec::new();
         let mut contended = false;
         let id = loop {
-            let candidate = sqlx::query_as::<_, (i64, Option<i64>, Option<i64>)>(
-                "SELECT j.id, j.sweep_id, s.max_concurrent FROM jobs j \
-                 LEFT JOIN sweeps s ON s.id = j.sweep_id \
-                 WHERE j.status = 'queued' \
-                 AND (j.sweep_id IS NULL OR NOT (j.sweep_id = ANY($1))) \
-                 AND (s.max_concurrent IS NULL OR (SELECT COUNT(*) FROM jobs r \
-                      WHERE r.sweep_id = j.sweep_id AND r.status = 'running') < s.max_concurrent) \
-                 ORDER BY j.priority DESC, j.id LIMIT 1 \
-                 FOR UPDATE OF j SKIP LOCKED",
+            let candidate = sqlx::query_as::<_, (i64, Option<i64>, Option<i64>, String)>(
+                &format!(
+                    "{TENANT_SHARES} \
+                     SELECT j.id, j.sweep_id, s.max_concurrent, j.tenant FROM jobs j \
+                     JOIN shares t ON t.tenant = j.tenant \
+                     LEFT JOIN sweeps s ON s.id = j.sweep_id \
+                     WHERE j.status = 'queued' AND t.running < $3 \
+                     AND (j.sweep_id IS NULL OR NOT (j.sweep_id = ANY($1))) \
+                     AND NOT (j.tenant = ANY($2)) \
+                     AND (s.max_concurrent IS NULL OR (SELECT COUNT(*) FROM jobs r \
+                          WHERE r.sweep_id = j.sweep_id AND r.status = 'running') < s.max_concurrent) \
+                     ORDER BY t.running, t.served, j.priority DESC, j.id LIMIT 1 \
+                     FOR UPDATE OF j SKIP LOCKED"
+                ),
             )
             .bind(&passed)
+            .bind(&passed_tenants)
+            .bind(limits.running_bound())
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((id, sweep, limit)) = candidate else {
+            let Some((id, sweep, sweep_limit, tenant)) = candidate else {
                 return Ok(if contended {
                     ClaimAttempt::Contended
                 } else {
                     ClaimAttempt::Empty
                 });
             };
-            let (Some(sweep), Some(limit)) = (sweep, limit) else {
-                break id;
-            };
-            let locked = sqlx::query("SELECT id FROM sweeps WHERE id = $1 FOR UPDATE SKIP LOCKED")
+            if let (Some(sweep), Some(limit)) = (sweep, sweep_limit) {
+                let locked =
+                    sqlx::query("SELECT id FROM sweeps WHERE id = $1 FOR UPDATE SKIP LOCKED")
+                        .bind(sweep)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some();
+                if !locked {
+                    contended = true;
+                    passed.push(sweep);
+                    continue;
+                }
+                // A new statement sees every claim committed before the lock was ours.
+                let (running,) = sqlx::query_as::<_, (i64,)>(
+                    "SELECT COUNT(*) FROM jobs WHERE sweep_id = $1 AND status = 'running'",
+                )
                 .bind(sweep)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
-            if !locked {
-                contended = true;
-                passed.push(sweep);
-                continue;
+                .fetch_one(&mut *tx)
+                .await?;
+                if running >= limit {
+                    passed.push(sweep);
+                    continue;
+                }
             }
-            // A new statement sees every claim committed before the lock was ours.
-            let (running,) = sqlx::query_as::<_, (i64,)>(
-                "SELECT COUNT(*) FROM jobs WHERE sweep_id = $1 AND status = 'running'",
-            )
-            .bind(sweep)
-            .fetch_one(&mut *tx)
-            .await?;
-            if running < limit {
-                break id;
+            if let Some(limit) = limits.max_running_per_tenant {
+                let (locked,) = sqlx::query_as::<_, (bool,)>(
+                    "SELECT pg_try_advisory_xact_lock($1, hashtext($2))",
+                )
+                .bind(TENANT_LOCK_SPACE)
+                .bind(&tenant)
+                .fetch_one(&mut *tx)
+                .await?;
+                if !locked {
+                    contended = true;
+                    passed_tenants.push(tenant);
+                    continue;
+                }
+                let (running,) = sqlx::query_as::<_, (i64,)>(
+                    "SELECT COUNT(*) FROM jobs WHERE tenant = $1 AND status = 'running'",
+                )
+                .bind(&tenant)
+                .fetch_one(&mut *tx)
+                .await?;
+                if running >= i64::from(limit) {
+                    passed_tenants.push(tenant);
+                    continue;
+                }
             }
-            passed.push(sweep);
+            break id;
         };
         let token = LeaseToken::random();
         let row = sqlx::query_as::<_, ClaimedRow>(&format!(
             "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, now()), \
              updated_at = now(), attempts = attempts + 1, worker = $2, worker_host = $3, \
              worker_pid = $4, device = $5, lease_token = $6, \
-             lease_expires_at = now() + make_interval(secs => $7) \
+             lease_expires_at = now() + make_interval(secs => $7), \
+             claim_seq = nextval('job_claims') \
              WHERE id = $1 RETURNING {JOB_COLUMNS}, lease_expires_at"
         ))
         .bind(id)
@@ -171,21 +225,47 @@ impl PostgresStore {
         })))
     }
 
-    /// One transaction. Each limited sweep's row is locked (waiting for it: this
-    /// transaction holds no job's lock yet, and takes the sweep's before its members', as a
-    /// coordinator step does) and its running members counted once; the jobs are locked
-    /// with `SKIP LOCKED`, so one another claim is taking is left to it.
+    /// One transaction. With a running limit, each listed tenant's advisory lock is taken
+    /// (waiting for it: this transaction holds no other lock yet) and its running jobs
+    /// counted once; then each limited sweep's row is locked (waiting for it, as a
+    /// coordinator step does: sweep before members) and its running members counted once;
+    /// the jobs are locked with `SKIP LOCKED`, so one another claim is taking is left to it.
     pub(super) async fn claim_ids(
         &self,
         ids: &[JobId],
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<Vec<Claim>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let raw: Vec<i64> = ids.iter().map(|id| id.get()).collect();
         let mut tx = self.pool.begin().await?;
+        // Room left in each tenant: its limit less its running jobs.
+        let mut tenant_room = std::collections::HashMap::new();
+        if let Some(limit) = limits.max_running_per_tenant {
+            let tenants = sqlx::query_as::<_, (String,)>(
+                "SELECT DISTINCT tenant FROM jobs WHERE id = ANY($1) ORDER BY tenant",
+            )
+            .bind(&raw)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (tenant,) in tenants {
+                sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                    .bind(TENANT_LOCK_SPACE)
+                    .bind(&tenant)
+                    .execute(&mut *tx)
+                    .await?;
+                let (running,) = sqlx::query_as::<_, (i64,)>(
+                    "SELECT COUNT(*) FROM jobs WHERE tenant = $1 AND status = 'running'",
+                )
+                .bind(&tenant)
+                .fetch_one(&mut *tx)
+                .await?;
+                tenant_room.insert(tenant, i64::from(limit) - running);
+            }
+        }
         // Room left in each sweep with a limit: its limit less its running members.
         let limited = sqlx::query_as::<_, (i64, i64)>(
             "SELECT s.id, s.max_concurrent FROM sweeps s \
@@ -208,21 +288,27 @@ impl PostgresStore {
         }
         let mut claims = Vec::with_capacity(ids.len());
         for &id in &raw {
-            let candidate = sqlx::query_as::<_, (Option<i64>,)>(
-                "SELECT sweep_id FROM jobs WHERE id = $1 AND status = 'queued' \
+            let candidate = sqlx::query_as::<_, (Option<i64>, String)>(
+                "SELECT sweep_id, tenant FROM jobs WHERE id = $1 AND status = 'queued' \
                  AND NOT cancel_requested AND NOT stop_early_requested \
                  FOR UPDATE SKIP LOCKED",
             )
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((sweep,)) = candidate else {
+            let Some((sweep, tenant)) = candidate else {
                 continue;
             };
+            if tenant_room.get(&tenant).is_some_and(|left| *left <= 0) {
+                continue;
+            }
             if let Some(left) = sweep.and_then(|sweep| room.get_mut(&sweep)) {
                 if *left <= 0 {
                     continue;
                 }
+                *left -= 1;
+            }
+            if let Some(left) = tenant_room.get_mut(&tenant) {
                 *left -= 1;
             }
             let token = LeaseToken::random();
@@ -230,7 +316,8 @@ impl PostgresStore {
                 "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, now()), \
                  updated_at = now(), attempts = attempts + 1, worker = $2, worker_host = $3, \
                  worker_pid = $4, device = $5, lease_token = $6, \
-                 lease_expires_at = now() + make_interval(secs => $7) \
+                 lease_expires_at = now() + make_interval(secs => $7), \
+                 claim_seq = nextval('job_claims') \
                  WHERE id = $1 RETURNING {JOB_COLUMNS}, lease_expires_at"
             ))
             .bind(id)

@@ -16,8 +16,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use super::{
-    Backend, CancelOutcome, Claim, DeleteOutcome, Expired, HeldLease, JobFilter, JobRecord,
-    JobStore, Lease, MetricSummary, NewJob, NewSweep, NewToken, Renewal, StoreError,
+    Backend, CancelOutcome, Claim, ClaimLimits, DeleteOutcome, Expired, HeldLease, JobFilter,
+    JobRecord, JobStore, Lease, MetricSummary, NewJob, NewSweep, NewToken, Renewal, StoreError,
     StoredSweepEvent, Submitted, SweepDeleteOutcome, SweepFilter, SweepRecord, SweepStatus,
     SweepStep, SweepSubmitted, TokenRecord, WorkerActivity, WorkerIdentity, WorkerInfo,
 };
@@ -104,16 +104,18 @@ impl JobStore for SqliteStore {
         &self,
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<Option<Claim>, StoreError> {
-        self.claim(worker, ttl).await
+        self.claim(worker, ttl, limits).await
     }
     async fn claim_listed(
         &self,
         ids: &[JobId],
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<Vec<Claim>, StoreError> {
-        self.claim_ids(ids, worker, ttl).await
+        self.claim_ids(ids, worker, ttl, limits).await
     }
     async fn heartbeat(&self, lease: &Lease, ttl: Duration) -> Result<Renewal, StoreError> {
         self.renew(lease, ttl).await

@@ -11,7 +11,8 @@ use super::SqliteStore;
 use crate::job::{JobError, JobId, JobStatus};
 use crate::store::rows::{JobRow, JOB_COLUMNS};
 use crate::store::{
-    Claim, Expired, HeldLease, JobRecord, Lease, LeaseToken, Renewal, StoreError, WorkerIdentity,
+    Claim, ClaimLimits, Expired, HeldLease, JobRecord, Lease, LeaseToken, Renewal, StoreError,
+    WorkerIdentity,
 };
 use crate::sweep::SweepId;
 
@@ -51,13 +52,35 @@ const UNDER_SWEEP_LIMIT: &str = "(j.sweep_id IS NULL OR COALESCE((SELECT s.max_c
      WHERE r.sweep_id = j.sweep_id AND r.status = 'running') < (SELECT s.max_concurrent \
      FROM sweeps s WHERE s.id = j.sweep_id))";
 
+/// The tenants that have queued jobs, each with its running jobs (`running`) and the claim
+/// number of its latest claim (`served`, 0: never served): the claim's fair-share order.
+/// A CTE of the claim's own statement, so it is read under the claim's write lock.
+const TENANT_SHARES: &str = "WITH shares AS (SELECT q.tenant, \
+     (SELECT COUNT(*) FROM jobs r WHERE r.tenant = q.tenant AND r.status = 'running') AS running, \
+     COALESCE((SELECT MAX(c.claim_seq) FROM jobs c WHERE c.tenant = q.tenant), 0) AS served \
+     FROM (SELECT DISTINCT tenant FROM jobs WHERE status = 'queued') q)";
+
+/// A condition on the claim's candidate `j`: its tenant runs fewer jobs than the bound
+/// (the first parameter; `i64::MAX` without `--max-running-per-tenant`).
+const UNDER_TENANT_LIMIT: &str =
+    "(SELECT COUNT(*) FROM jobs r WHERE r.tenant = j.tenant AND r.status = 'running') < ?";
+
+/// The next claim number: one more than any job's.
+const NEXT_CLAIM_SEQ: &str = "(SELECT COALESCE(MAX(claim_seq), 0) + 1 FROM jobs)";
+
 impl SqliteStore {
-    /// One statement, so two workers can never take the same job. A sweep's member is only
-    /// taken while fewer than its sweep's `max_concurrent` members run.
+    /// One statement, so two workers can never take the same job. Fair share: the tenant
+    /// with the fewest running jobs first, then the one whose latest claim is oldest (so
+    /// one worker alternates between tenants: ordering ties by the tenant's oldest queued
+    /// job instead would let a tenant's long sweep, queued first, starve every other
+    /// tenant on a single worker), then priority, then age. A sweep's member is only taken
+    /// while fewer than its sweep's `max_concurrent` members run, and any job only while
+    /// its tenant runs fewer than `limits.max_running_per_tenant`.
     pub(super) async fn claim(
         &self,
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<Option<Claim>, StoreError> {
         let now = Utc::now();
         let token = LeaseToken::random();
@@ -65,10 +88,14 @@ impl SqliteStore {
         let row = sqlx::query_as::<_, JobRow>(&format!(
             "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), \
              updated_at = ?, attempts = attempts + 1, worker = ?, worker_host = ?, \
-             worker_pid = ?, device = ?, lease_token = ?, lease_expires_at = ? \
-             WHERE id = (SELECT j.id FROM jobs j WHERE j.status = 'queued' \
+             worker_pid = ?, device = ?, lease_token = ?, lease_expires_at = ?, \
+             claim_seq = {NEXT_CLAIM_SEQ} \
+             WHERE id = ({TENANT_SHARES} \
+                         SELECT j.id FROM jobs j JOIN shares t ON t.tenant = j.tenant \
+                         WHERE j.status = 'queued' AND t.running < ? \
                          AND {UNDER_SWEEP_LIMIT} \
-                         ORDER BY j.priority DESC, j.id ASC LIMIT 1) \
+                         ORDER BY t.running ASC, t.served ASC, j.priority DESC, j.id ASC \
+                         LIMIT 1) \
              AND status = 'queued' \
              RETURNING {JOB_COLUMNS}"
         ))
@@ -80,6 +107,7 @@ impl SqliteStore {
         .bind(&worker.device)
         .bind(token.as_str())
         .bind(expires)
+        .bind(limits.running_bound())
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
@@ -97,12 +125,14 @@ impl SqliteStore {
     }
 
     /// One `BEGIN IMMEDIATE` transaction: no other write runs until it ends, so each
-    /// member's sweep limit is counted with the members claimed before it running.
+    /// member's sweep and tenant limits are counted with the members claimed before it
+    /// running.
     pub(super) async fn claim_ids(
         &self,
         ids: &[JobId],
         worker: &WorkerIdentity,
         ttl: Duration,
+        limits: ClaimLimits,
     ) -> Result<Vec<Claim>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -116,10 +146,11 @@ impl SqliteStore {
             let row = sqlx::query_as::<_, JobRow>(&format!(
                 "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), \
                  updated_at = ?, attempts = attempts + 1, worker = ?, worker_host = ?, \
-                 worker_pid = ?, device = ?, lease_token = ?, lease_expires_at = ? \
+                 worker_pid = ?, device = ?, lease_token = ?, lease_expires_at = ?, \
+                 claim_seq = {NEXT_CLAIM_SEQ} \
                  WHERE id = (SELECT j.id FROM jobs j WHERE j.id = ? AND j.status = 'queued' \
                              AND NOT j.cancel_requested AND NOT j.stop_early_requested \
-                             AND {UNDER_SWEEP_LIMIT}) \
+                             AND {UNDER_TENANT_LIMIT} AND {UNDER_SWEEP_LIMIT}) \
                  AND status = 'queued' \
                  RETURNING {JOB_COLUMNS}"
             ))
@@ -132,6 +163,7 @@ impl SqliteStore {
             .bind(token.as_str())
             .bind(expires)
             .bind(id)
+            .bind(limits.running_bound())
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(row) = row {

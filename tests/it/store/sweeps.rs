@@ -8,8 +8,9 @@ use std::sync::Arc;
 use futures::future::join_all;
 use lrlab::job::{JobId, JobSpec, JobStatus};
 use lrlab::store::{
-    CancelOutcome, JobFilter, MemberUpdate, NewMember, NewSweep, Store, SweepDeleteOutcome,
-    SweepEvent, SweepFilter, SweepRecord, SweepStatus, SweepStep, SweepSubmitted,
+    CancelOutcome, ClaimLimits, JobFilter, MemberUpdate, NewMember, NewSweep, Store,
+    SweepDeleteOutcome, SweepEvent, SweepFilter, SweepRecord, SweepStatus, SweepStep,
+    SweepSubmitted,
 };
 use lrlab::sweep::{Action, Decision, Observation, SweepId};
 use std::time::Duration;
@@ -424,7 +425,11 @@ async fn claims_run_at_most_max_concurrent_members_of_a_sweep(store: Store) {
     // The sweep is at its limit: the next claim passes over its members.
     let third = claim(&store, TTL).await;
     assert_eq!(third.job.id, outsider);
-    assert!(store.claim_next(&worker("w"), TTL).await.unwrap().is_none());
+    assert!(store
+        .claim_next(&worker("w"), TTL, ClaimLimits::NONE)
+        .await
+        .unwrap()
+        .is_none());
 
     // A member that pauses frees its slot.
     assert_eq!(
@@ -433,7 +438,11 @@ async fn claims_run_at_most_max_concurrent_members_of_a_sweep(store: Store) {
     );
     let next = claim(&store, TTL).await;
     assert_eq!(next.job.id, members[2]);
-    assert!(store.claim_next(&worker("w"), TTL).await.unwrap().is_none());
+    assert!(store
+        .claim_next(&worker("w"), TTL, ClaimLimits::NONE)
+        .await
+        .unwrap()
+        .is_none());
     // So does one that ends.
     store
         .finish(&second.lease, JobStatus::Succeeded, None)
@@ -444,7 +453,11 @@ async fn claims_run_at_most_max_concurrent_members_of_a_sweep(store: Store) {
     // Without a limit every member can run at once.
     let (_, unlimited) = new_sweep(&store, None).await;
     let mut taken = Vec::new();
-    while let Some(claim) = store.claim_next(&worker("w"), TTL).await.unwrap() {
+    while let Some(claim) = store
+        .claim_next(&worker("w"), TTL, ClaimLimits::NONE)
+        .await
+        .unwrap()
+    {
         taken.push(claim.job.id);
     }
     assert_eq!(taken, unlimited);
@@ -462,7 +475,11 @@ async fn concurrent_claims_never_overshoot_max_concurrent(store: Store) {
         };
         let claimers = (0..8).map(|n| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.claim_next(&worker(&format!("c-{n}")), TTL).await })
+            tokio::spawn(async move {
+                store
+                    .claim_next(&worker(&format!("c-{n}")), TTL, ClaimLimits::NONE)
+                    .await
+            })
         });
         let mut claimed = 0;
         for outcome in join_all(claimers).await {
@@ -475,7 +492,12 @@ async fn concurrent_claims_never_overshoot_max_concurrent(store: Store) {
             "round {round}: {claimed} members claimed at once"
         );
         // Claims one after another fill the free slots, and no more.
-        while store.claim_next(&worker("w"), TTL).await.unwrap().is_some() {}
+        while store
+            .claim_next(&worker("w"), TTL, ClaimLimits::NONE)
+            .await
+            .unwrap()
+            .is_some()
+        {}
         let running = JobFilter {
             statuses: vec![JobStatus::Running],
             sweep: Some(sweep.id),
@@ -499,7 +521,7 @@ async fn listed_claims_take_the_queued_members_each_with_a_lease_within_max_conc
     );
     let listed = [members[0], members[1], members[2], members[3]];
     let companions = store
-        .claim_listed(&listed, &worker("w"), TTL)
+        .claim_listed(&listed, &worker("w"), TTL, ClaimLimits::NONE)
         .await
         .unwrap();
     // The leader is running already, the canceled member is out, and the limit leaves room
@@ -524,7 +546,7 @@ async fn listed_claims_take_the_queued_members_each_with_a_lease_within_max_conc
     assert!(is_lease_lost(store.heartbeat(&crossed, TTL).await));
     // Nothing is left to take.
     assert!(store
-        .claim_listed(&listed, &worker("w"), TTL)
+        .claim_listed(&listed, &worker("w"), TTL, ClaimLimits::NONE)
         .await
         .unwrap()
         .is_empty());
@@ -532,7 +554,7 @@ async fn listed_claims_take_the_queued_members_each_with_a_lease_within_max_conc
     // The limit counts the members claimed in the same call.
     let (_, limited) = new_sweep(&store, Some(2)).await;
     let taken = store
-        .claim_listed(&limited, &worker("w"), TTL)
+        .claim_listed(&limited, &worker("w"), TTL, ClaimLimits::NONE)
         .await
         .unwrap();
     let ids: Vec<JobId> = taken.iter().map(|c| c.job.id).collect();
@@ -612,7 +634,11 @@ async fn a_member_pauses_at_its_rung_or_goes_where_its_sweep_decided_meanwhile(s
         JobStatus::Paused,
         "at its next rung"
     );
-    assert!(store.claim_next(&worker("w"), TTL).await.unwrap().is_none());
+    assert!(store
+        .claim_next(&worker("w"), TTL, ClaimLimits::NONE)
+        .await
+        .unwrap()
+        .is_none());
     // A paused member can be canceled at once.
     assert_eq!(
         store.cancel(members[0]).await.unwrap(),
