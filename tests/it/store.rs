@@ -94,6 +94,11 @@ fn spec(name: &str, priority: i64) -> JobSpec {
 }
 
 async fn submit(store: &Store, name: &str, priority: i64) -> JobRecord {
+    submit_as(store, None, name, priority).await
+}
+
+/// Queues a new job of `tenant` (the default tenant for `None`).
+async fn submit_as(store: &Store, tenant: Option<&str>, name: &str, priority: i64) -> JobRecord {
     let spec = spec(name, priority);
     match store
         .submit(NewJob {
@@ -101,7 +106,7 @@ async fn submit(store: &Store, name: &str, priority: i64) -> JobRecord {
             warnings: &[],
             total_steps: 20,
             idempotency: None,
-            tenant: None,
+            tenant,
         })
         .await
         .expect("submit")

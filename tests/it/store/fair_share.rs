@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 
 use lrlab::job::{JobId, JobStatus};
-use lrlab::store::{ClaimLimits, NewJob, NewMember, NewSweep, Store, Submitted, SweepSubmitted};
+use lrlab::store::{ClaimLimits, NewMember, NewSweep, Store, SweepSubmitted};
 
-use super::{open, spec, worker, TTL};
+use super::{open, spec, submit_as, worker, TTL};
 
 on_both_backends!(
     one_worker_alternates_between_two_tenants_while_both_have_work,
@@ -19,21 +19,7 @@ on_both_backends!(
 );
 
 async fn submit_for(store: &Store, tenant: &str, name: &str, priority: i64) -> JobId {
-    let spec = spec(name, priority);
-    match store
-        .submit(NewJob {
-            spec: &spec,
-            warnings: &[],
-            total_steps: 20,
-            idempotency: None,
-            tenant: Some(tenant),
-        })
-        .await
-        .expect("submit")
-    {
-        Submitted::Created(job) => job.id,
-        other => panic!("expected a new job, got {other:?}"),
-    }
+    submit_as(store, Some(tenant), name, priority).await.id
 }
 
 /// Tenant `a` queues 10 jobs, then tenant `b` queues 2.
