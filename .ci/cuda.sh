@@ -2,9 +2,10 @@
 # CI step: the `cuda` feature compiles, lints clean and fails cleanly without a GPU.
 #
 # No GPU and no CUDA toolkit here: scripts/cuda-env.sh brings nvcc and the libraries from
-# pinned wheels and a stub libcuda. Everything is built in the release profile, in its own
-# target dir (target-cuda), so candle-kernels' nvcc work (most of the time) happens once for
-# the build, clippy and the test.
+# pinned wheels and a stub libcuda. Everything is built in the `cuda-check` profile (nothing
+# optimized: this binary only has to compile, lint clean and fail cleanly, and an optimized
+# build of every dependency would double the step), in its own target dir (target-cuda), so
+# candle-kernels' nvcc work (most of the time) happens once for the build, clippy and the test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/cuda-env.sh
@@ -20,11 +21,12 @@ phase() {
   [ "$1" = "done" ] || echo "== cuda: $1"
 }
 
-phase "cargo build --release --features cuda"
-nice -n 10 cargo build --release --locked --features cuda --bin lrlab
+profile=cuda-check
+phase "cargo build --profile $profile --features cuda"
+nice -n 10 cargo build --profile "$profile" --locked --features cuda --bin lrlab
 
-phase "cargo clippy --release --all-targets --features cuda"
-nice -n 10 cargo clippy --release --all-targets --locked --features cuda -- -D warnings
+phase "cargo clippy --profile $profile --all-targets --features cuda"
+nice -n 10 cargo clippy --profile "$profile" --all-targets --locked --features cuda -- -D warnings
 
 # The stub driver answers CUDA_ERROR_NO_DEVICE; RUST_BACKTRACE=1 makes candle attach a
 # backtrace to its errors, which must not reach the message.
@@ -32,7 +34,7 @@ export LD_LIBRARY_PATH="$CUDA_ROOT/lib:$CUDA_ROOT/run-stub${LD_LIBRARY_PATH:+:$L
 export RUST_BACKTRACE=1
 
 phase "the cuda binary without a GPU"
-bin="$CARGO_TARGET_DIR/release/lrlab"
+bin="$CARGO_TARGET_DIR/$profile/lrlab"
 work=$(mktemp -d)
 server=
 cleanup() {

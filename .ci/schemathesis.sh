@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
-VENV=${LRLAB_CI_VENV:-target/ci-venv}
+target=${CARGO_TARGET_DIR:-target}
+VENV=${LRLAB_CI_VENV:-$target/ci-venv}
 # Seconds per run (each run also stops once every operation had its examples).
 MAX_TIME=${ST_MAX_TIME:-100}
 MAX_EXAMPLES=${ST_MAX_EXAMPLES:-60}
@@ -21,7 +22,10 @@ if ! "$VENV/bin/st" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; th
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
-cargo build --locked --quiet --bin lrlab --example gen-data
+# What `cargo test` builds (the binary, the examples), with its features: a `cargo build` of
+# the binary alone leaves out the dev-dependencies' features and would compile many
+# dependencies a second time.
+cargo test --locked --quiet --no-run
 work=$(mktemp -d)
 server=
 cleanup() {
@@ -31,10 +35,10 @@ cleanup() {
 trap cleanup EXIT
 
 # Tiny splits: a job schemathesis submits with 1000 epochs still ends in seconds.
-target/debug/examples/gen-data "$work/data" 128 64 >/dev/null
+"$target/debug/examples/gen-data" "$work/data" 128 64 >/dev/null
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
-LRLAB_LOG=warn target/debug/lrlab serve --bind "127.0.0.1:$port" \
+LRLAB_LOG=warn "$target/debug/lrlab" serve --bind "127.0.0.1:$port" \
   --db "sqlite://$work/lrlab.db" --data-dir "$work/data" \
   --artifacts-dir "$work/artifacts" --no-download 2>"$work/server.log" &
 server=$!
@@ -66,7 +70,7 @@ common=(
 )
 
 # Hypothesis keeps its own files (Unicode tables, constants) beside schemathesis's, in target/.
-export HYPOTHESIS_STORAGE_DIRECTORY=target/schemathesis/hypothesis
+export HYPOTHESIS_STORAGE_DIRECTORY=$target/schemathesis/hypothesis
 status=0
 echo "== schemathesis $SCHEMATHESIS_VERSION, default checks"
 st=("$VENV/bin/st" --config-file .ci/schemathesis.toml run)
