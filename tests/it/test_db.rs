@@ -3,9 +3,9 @@
 //! PostgreSQL comes from `LRLAB_TEST_POSTGRES_URL` (a server the tests may create
 //! databases on, e.g. the cluster `.ci/run` starts), or else from a throwaway cluster
 //! this test binary starts once — `initdb` and `pg_ctl` from the PostgreSQL binaries,
-//! as user `postgres` when run as root — on a free loopback port in a temp dir. A
-//! watchdog process stops that cluster and removes its directory once this process has
-//! exited, however it exits. Every test gets its own database, dropped at its end.
+//! as user `postgres` when run as root — on a free loopback port in a temp dir (a
+//! [`Cluster`]; a test that restarts its server gets a cluster of its own). Every test
+//! gets its own database, dropped at its end.
 //!
 //! Without either, PostgreSQL tests are skipped with a message, except under `CI`,
 //! where they fail: CI must never pass by skipping.
@@ -124,7 +124,7 @@ fn server() -> Result<&'static str, String> {
     SERVER
         .get_or_init(|| match std::env::var("LRLAB_TEST_POSTGRES_URL") {
             Ok(url) if !url.is_empty() => Ok(url),
-            _ => start_cluster(),
+            _ => Cluster::start().map(|cluster| cluster.url),
         })
         .as_deref()
         .map_err(Clone::clone)
@@ -191,86 +191,134 @@ fn run(command: &mut Command, what: &str) -> Result<(), String> {
     }
 }
 
-/// Starts a throwaway cluster and its watchdog; returns its admin URL.
-fn start_cluster() -> Result<String, String> {
-    let bin = pg_bin_dir().ok_or(
-        "no PostgreSQL binaries found (install `postgresql`, or set LRLAB_TEST_POSTGRES_URL)",
-    )?;
-    let as_root = running_as_root();
-    let dir = tempfile::Builder::new()
-        .prefix("lrlab-pg-")
-        .tempdir()
-        .map_err(|e| format!("temp dir: {e}"))?
-        .keep();
-    if as_root {
-        run(
-            Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&dir),
-            "chown the cluster directory",
-        )?;
+/// A throwaway PostgreSQL cluster of this test binary's own. A watchdog process stops it
+/// and removes its directory once this process has exited, however it exits.
+pub struct Cluster {
+    /// Its admin URL (database `postgres`).
+    pub url: String,
+    pg_ctl: PathBuf,
+    data: PathBuf,
+    as_root: bool,
+}
+
+impl Cluster {
+    /// A cluster for one test alone, for what no test may do to a shared server (restart
+    /// it); `None` (with a message) where none can be started outside CI.
+    pub fn private() -> Option<Cluster> {
+        match Cluster::start() {
+            Ok(cluster) => Some(cluster),
+            Err(reason) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "PostgreSQL tests cannot run under CI: {reason}"
+                );
+                eprintln!("skipping a PostgreSQL test: {reason}");
+                None
+            }
+        }
     }
-    let data = dir.join("data");
-    let socket = dir.join("sock");
-    std::fs::create_dir_all(&socket).map_err(|e| format!("socket dir: {e}"))?;
-    if as_root {
+
+    /// `pg_ctl restart -m fast`: every connection is cut, and the server is back on the
+    /// same port once this returns.
+    pub fn restart(&self) {
         run(
-            Command::new("chown").arg("postgres:postgres").arg(&socket),
-            "chown the socket directory",
-        )?;
+            as_owner(self.as_root, &self.pg_ctl)
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-m", "fast", "-w", "restart"])
+                .stdout(Stdio::null()),
+            "pg_ctl restart",
+        )
+        .expect("restart the PostgreSQL cluster");
     }
-    run(
-        as_owner(as_root, &bin.join("initdb"))
+
+    /// Starts a cluster on a free loopback port, and its watchdog.
+    fn start() -> Result<Cluster, String> {
+        let bin = pg_bin_dir().ok_or(
+            "no PostgreSQL binaries found (install `postgresql`, or set LRLAB_TEST_POSTGRES_URL)",
+        )?;
+        let as_root = running_as_root();
+        let dir = tempfile::Builder::new()
+            .prefix("lrlab-pg-")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?
+            .keep();
+        if as_root {
+            run(
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&dir),
+                "chown the cluster directory",
+            )?;
+        }
+        let data = dir.join("data");
+        let socket = dir.join("sock");
+        std::fs::create_dir_all(&socket).map_err(|e| format!("socket dir: {e}"))?;
+        if as_root {
+            run(
+                Command::new("chown").arg("postgres:postgres").arg(&socket),
+                "chown the socket directory",
+            )?;
+        }
+        run(
+            as_owner(as_root, &bin.join("initdb"))
+                .current_dir(&dir)
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "-D",
+                ])
+                .arg(&data),
+            "initdb",
+        )?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|e| format!("free port: {e}"))?
+            .port();
+        // Durability is not what these tests check; without fsync they run faster.
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            socket.display()
+        );
+        let pg_ctl = bin.join("pg_ctl");
+        run(
+            as_owner(as_root, &pg_ctl)
+                .current_dir(&dir)
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.join("server.log"))
+                .args(["-o", &options, "-w", "start"]),
+            "pg_ctl start",
+        )?;
+        // The watchdog outlives this process (it is never waited for) and cleans up after it.
+        let watchdog = format!(
+            "while [ -d /proc/{pid} ]; do sleep 1; done; \"{pg_ctl}\" -D \"{data}\" -m immediate stop; rm -rf \"{dir}\"",
+            pid = std::process::id(),
+            pg_ctl = pg_ctl.display(),
+            data = data.display(),
+            dir = dir.display(),
+        );
+        as_owner(as_root, Path::new("sh"))
             .current_dir(&dir)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "-D",
-            ])
-            .arg(&data),
-        "initdb",
-    )?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map_err(|e| format!("free port: {e}"))?
-        .port();
-    // Durability is not what these tests check; without fsync they run faster.
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-         -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-        socket.display()
-    );
-    run(
-        as_owner(as_root, &bin.join("pg_ctl"))
-            .current_dir(&dir)
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.join("server.log"))
-            .args(["-o", &options, "-w", "start"]),
-        "pg_ctl start",
-    )?;
-    // The watchdog outlives this process (it is never waited for) and cleans up after it.
-    let watchdog = format!(
-        "while [ -d /proc/{pid} ]; do sleep 1; done; \"{pg_ctl}\" -D \"{data}\" -m immediate stop; rm -rf \"{dir}\"",
-        pid = std::process::id(),
-        pg_ctl = bin.join("pg_ctl").display(),
-        data = data.display(),
-        dir = dir.display(),
-    );
-    as_owner(as_root, Path::new("sh"))
-        .current_dir(&dir)
-        .args(["-c", &watchdog])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("start the cluster's watchdog: {e}"))?;
-    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+            .args(["-c", &watchdog])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start the cluster's watchdog: {e}"))?;
+        Ok(Cluster {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            pg_ctl,
+            data,
+            as_root,
+        })
+    }
 }
 
 #[test]
