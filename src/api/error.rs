@@ -4,9 +4,11 @@
 //! machine-readable [`ErrorCode`]; clients match on it, never on the message.
 //! Service and validation errors are mapped here, in one place. Internal
 //! failures are logged with their cause chain and answered with a generic 500
-//! so that nothing about the server's insides leaks into a response.
+//! so that nothing about the server's insides leaks into a response; a database
+//! that is unreachable for the moment (a restart, a network cut) is a 503 with
+//! `Retry-After` instead, since the same request will succeed once it is back.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -223,6 +225,22 @@ impl ApiError {
         ApiError::Internal(err.into())
     }
 
+    /// A store failure: a 503 when it may pass ([`StoreError::is_transient`]: the database
+    /// restarting, a cut connection, a full pool), else internal. The cause is logged
+    /// either way.
+    ///
+    /// [`StoreError::is_transient`]: crate::store::StoreError::is_transient
+    fn store(err: crate::store::StoreError) -> Self {
+        if !err.is_transient() {
+            return ApiError::internal(err);
+        }
+        tracing::warn!(error = %err, "the database is not reachable for the moment; answered 503");
+        ApiError::new(
+            ErrorCode::Unavailable,
+            "the database is not reachable for the moment; retry shortly",
+        )
+    }
+
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         self.code().status()
@@ -257,7 +275,13 @@ impl IntoResponse for ApiError {
                 path: self.path(),
             },
         };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if self.code() == ErrorCode::Unavailable {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
@@ -271,9 +295,8 @@ impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         let code = match err {
             ServiceError::Invalid(field) => return field.into(),
-            err @ (ServiceError::Artifacts { .. } | ServiceError::Store(_)) => {
-                return ApiError::internal(err)
-            }
+            ServiceError::Store(err) => return ApiError::store(err),
+            err @ ServiceError::Artifacts { .. } => return ApiError::internal(err),
             err @ ServiceError::ArtifactsKept { .. } => {
                 // Say what happened (nothing was deleted), keep the path for the log.
                 let message = err.to_string();
@@ -309,6 +332,29 @@ impl From<ServiceError> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(err: crate::store::StoreError) -> Self {
-        ApiError::internal(err)
+        ApiError::store(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn a_database_that_may_come_back_is_a_503_with_retry_after_and_a_bug_a_500() {
+        let transient: ApiError =
+            ServiceError::Store(StoreError::Sqlx(sqlx::Error::PoolTimedOut)).into();
+        let response = transient.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+
+        let direct: ApiError = StoreError::Sqlx(sqlx::Error::PoolTimedOut).into();
+        assert_eq!(direct.code(), ErrorCode::Unavailable);
+
+        let bug: ApiError = StoreError::Sqlx(sqlx::Error::RowNotFound).into();
+        let response = bug.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
     }
 }
