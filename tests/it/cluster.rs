@@ -302,6 +302,15 @@ async fn start_workers(api: &Api, common: &[String], count: usize) -> Vec<Proces
     }
 }
 
+/// A temp dir with the generated data set, and the arguments every process of a test
+/// gets for it and the database `db`; the dir lives as long as the returned handle.
+fn working_dir(db: &str) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let common = common_args(db, dir.path());
+    (dir, common)
+}
+
 fn common_args(db: &str, dir: &Path) -> Vec<String> {
     [
         "--db",
@@ -325,9 +334,7 @@ async fn a_queue_shared_by_three_worker_processes_survives_a_killed_and_a_stalle
     let Some(db) = TestDb::postgres().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path());
-    let common = common_args(&db.url, dir.path());
+    let (_dir, common) = working_dir(&db.url);
 
     let (api_process, api) = start_api(&common).await;
     let workers = start_workers(&api, &common, 3).await;
@@ -511,9 +518,7 @@ async fn a_database_restart_mid_run_loses_nothing() {
     let Some(server) = crate::test_db::Cluster::private() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path());
-    let common = common_args(&server.url, dir.path());
+    let (_dir, common) = working_dir(&server.url);
     let (mut api_process, api) = start_api(&common).await;
     let mut workers = start_workers(&api, &common, 2).await;
 
@@ -592,9 +597,7 @@ async fn a_thousand_jobs_through_two_replicas_are_each_claimed_once() {
     let Some(db) = TestDb::postgres().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path());
-    let common = common_args(&db.url, dir.path());
+    let (_dir, common) = working_dir(&db.url);
     let (_api_a, api_a) = start_api(&common).await;
     let (_api_b, api_b) = start_api(&common).await;
     let workers = start_workers(&api_a, &common, 3).await;
